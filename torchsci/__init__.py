@@ -1,0 +1,47 @@
+"""torchsci: the shared core of the torchsci suite.
+
+One Trainer, one device layer, one checkpoint format, one registry and one conformance battery,
+used by every field plug-in (``torchsci_neuro``, ``torchsci_physics``, ``torchsci_chem``). The core
+imports no field library; plug-ins are found through the ``torchsci.plugins`` entry-point group.
+
+Examples
+--------
+>>> import torch, tempfile
+>>> from torch.utils.data import TensorDataset
+>>> import torchsci
+>>> x = torch.randn(128, 5); data = TensorDataset(x, x[:, :1] * 2)
+>>> model = torchsci.create_model("core/mlp", in_features=5, out_features=1)
+>>> trainer = torchsci.Trainer(max_epochs=1, batch_size=32, run_dir=tempfile.mkdtemp(), verbose=False)
+>>> result = trainer.fit(model, torchsci.RegressionTask(), data, val_data=data)
+>>> result.last_checkpoint.name
+'step-000000004.ckpt'
+"""
+
+from torchsci.callbacks import Callback, EarlyStopping
+from torchsci.checkpoint import load_state, load_weights, save_state
+from torchsci.data import Padded, pad_sequences
+from torchsci.device import Precision, move_to, resolve_device
+from torchsci.errors import (
+    CheckpointError,
+    ConfigError,
+    ConformanceError,
+    DataError,
+    DeviceError,
+    PretrainedWeightsError,
+    RegistryError,
+    TorchsciError,
+)
+from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
+from torchsci.seed import seed_everything
+from torchsci.task import ClassificationTask, RegressionTask, SupervisedTask, Task
+from torchsci.trainer import FitResult, Trainer, TrainingDiverged
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback", "CheckpointError", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
+    "DeviceError", "EarlyStopping", "FitResult", "Padded", "Precision", "PretrainedWeights",
+    "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
+    "Trainer", "TrainingDiverged", "create_model", "list_models", "load_model", "load_state", "load_weights",
+    "move_to", "pad_sequences", "registry", "resolve_device", "save_state", "seed_everything",
+]

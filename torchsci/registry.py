@@ -1,0 +1,223 @@
+"""The registry: models, datasets and shipped pretrained weights, by name.
+
+Plain dicts filled by decorators. Plug-ins register into it from their ``register(registry)``
+function, found through the ``torchsci.plugins`` entry-point group, so a new field is a new package
+and never a change to the core. Names are ``"<field>/<name>"`` (``"neuro/unet3d"``,
+``"physics/particlenet"``, ``"core/mlp"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import importlib.resources
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchsci.errors import PretrainedWeightsError, RegistryError
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A weight file shipped inside a package, with its checksum.
+
+    ``package`` and ``resource`` locate the safetensors file through ``importlib.resources``
+    (e.g. ``"torchsci_neuro"``, ``"weights/unet3d-tissue.safetensors"``); ``sha256`` guards it.
+    ``kwargs`` are the model arguments these weights were trained with.
+    """
+
+    package: str
+    resource: str
+    sha256: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def path(self) -> Path:
+        return Path(str(importlib.resources.files(self.package).joinpath(self.resource)))
+
+    def load(self) -> dict[str, torch.Tensor]:
+        """The verified state dict."""
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        path = self.path()
+        if not path.is_file():
+            raise PretrainedWeightsError(
+                f"pretrained weight file {path} is missing from the installed {self.package} package; "
+                f"reinstall it (pip install --force-reinstall torchsci)."
+            )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != self.sha256:
+            raise PretrainedWeightsError(
+                f"pretrained weight file {path} is corrupt: sha256 {digest[:16]}... but the registry expects "
+                f"{self.sha256[:16]}...; reinstall the package."
+            )
+        return load_file(str(path))
+
+
+@dataclass
+class ModelEntry:
+    """A registered model: its factory, an example-input maker for the conformance tests, and weights."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    example_inputs: Callable[[], tuple] | None = None
+    pretrained: dict[str, PretrainedWeights] = field(default_factory=dict)
+    known_gaps: dict[str, str] = field(default_factory=dict)
+    batch_of: Callable[[tuple, list[int]], tuple] | None = None
+
+
+class Registry:
+    """Models and datasets by name. The module-level :data:`registry` is the one the suite uses."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, ModelEntry] = {}
+        self.datasets: dict[str, Callable[..., Any]] = {}
+        self.unavailable: dict[str, str] = {}  # plug-ins whose field libraries are not installed, with why
+        self._plugins_loaded = False
+
+    # -- filling
+    def register_model(self, name: str, *, example_inputs: Callable[[], tuple] | None = None,
+                       pretrained: dict[str, PretrainedWeights] | None = None,
+                       known_gaps: dict[str, str] | None = None,
+                       batch_of: Callable[[tuple, list[int]], tuple] | None = None) -> Callable:
+        """Decorator registering a model factory under ``name``.
+
+        ``example_inputs`` returns a batch of at least two items (a tuple of positional inputs) for
+        :func:`torchsci.testing.check_model`; ``batch_of(inputs, indices)`` picks items from it when
+        they are not simply dimension 0 of every tensor (graphs). ``known_gaps`` maps a conformance
+        check to the reason this model cannot pass it.
+        """
+
+        def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+            if name in self.models and self.models[name].factory is not factory:
+                raise RegistryError(f"model '{name}' is registered twice ({factory.__module__}).")
+            self.models[name] = ModelEntry(name, factory, example_inputs, dict(pretrained or {}),
+                                           dict(known_gaps or {}), batch_of)
+            return factory
+
+        return decorator
+
+    def register_dataset(self, name: str) -> Callable:
+        """Decorator registering a dataset factory under ``name``."""
+
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            self.datasets[name] = factory
+            return factory
+
+        return decorator
+
+    def load_plugins(self) -> None:
+        """Import every installed plug-in once (entry-point group ``torchsci.plugins``)."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        import torchsci.models  # noqa: F401,PLC0415 (the core's own models)
+
+        for ep in entry_points(group="torchsci.plugins"):
+            try:
+                register = ep.load()
+            except ImportError as exc:
+                # A plug-in whose field libraries are not installed is simply absent.
+                self.unavailable[ep.name] = str(exc)
+                continue
+            register(self)
+
+    # -- reading
+    def _entry(self, name: str) -> ModelEntry:
+        self.load_plugins()
+        if name not in self.models:
+            close = difflib.get_close_matches(name, self.models, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            missing = "".join(f" (plug-in '{k}' is not available: {v})" for k, v in self.unavailable.items()
+                              if name.startswith(k + "/"))
+            raise RegistryError(f"no model named '{name}'.{hint}{missing} See torchsci.list_models().")
+        return self.models[name]
+
+    def list_models(self, pattern: str = "*", pretrained: bool = False) -> list[str]:
+        self.load_plugins()
+        return sorted(n for n, e in self.models.items()
+                      if fnmatch.fnmatch(n, pattern) and (e.pretrained or not pretrained))
+
+    def create_model(self, name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
+        entry = self._entry(name)
+        weights = None
+        if pretrained:
+            tag = pretrained if isinstance(pretrained, str) else next(iter(entry.pretrained), None)
+            if tag is None or tag not in entry.pretrained:
+                have = ", ".join(entry.pretrained) or "none"
+                raise PretrainedWeightsError(f"model '{name}' has no pretrained weights '{tag}' (shipped: {have}).")
+            weights = entry.pretrained[tag]
+            kwargs = {**weights.kwargs, **kwargs}
+        model = entry.factory(**kwargs)
+        try:
+            json.dumps(kwargs)
+            model.torchsci_spec = {"name": name, "kwargs": kwargs}
+        except TypeError:
+            pass  # arguments that are not plain data cannot be recorded for rebuilding from a checkpoint
+        if weights is not None:
+            model.load_state_dict(weights.load())
+        return model
+
+    def create_dataset(self, name: str, **kwargs: Any) -> Any:
+        self.load_plugins()
+        if name not in self.datasets:
+            close = difflib.get_close_matches(name, self.datasets, n=3)
+            raise RegistryError(f"no dataset named '{name}'." + (f" Did you mean {', '.join(close)}?" if close else ""))
+        return self.datasets[name](**kwargs)
+
+
+registry = Registry()
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Names of registered models matching a glob ``pattern`` (only those with shipped weights if asked).
+
+    Examples
+    --------
+    >>> import torchsci
+    >>> "core/mlp" in torchsci.list_models("core/*")
+    True
+    """
+    return registry.list_models(pattern, pretrained)
+
+
+def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
+    """Build a registered model; ``pretrained=True`` (or a tag) loads its shipped, checksummed weights.
+
+    Examples
+    --------
+    >>> import torchsci
+    >>> model = torchsci.create_model("core/mlp", in_features=4, out_features=1)
+    >>> tuple(model(torch.zeros(2, 4)).shape)
+    (2, 1)
+    """
+    return registry.create_model(name, pretrained, **kwargs)
+
+
+def load_model(checkpoint: str | Path) -> nn.Module:
+    """Rebuild a registry model from a checkpoint written by the Trainer, with its weights.
+
+    Examples
+    --------
+    >>> import torchsci  # doctest: +SKIP
+    >>> model = torchsci.load_model("runs/demo/checkpoints/best.ckpt")  # doctest: +SKIP
+    """
+    from torchsci.checkpoint import load_state  # noqa: PLC0415
+    from torchsci.errors import CheckpointError  # noqa: PLC0415
+
+    state = load_state(checkpoint)
+    spec = state.get("meta", {}).get("model_spec")
+    if not spec:
+        raise CheckpointError(f"{checkpoint} does not say which registered model wrote it (it was not built with "
+                              "torchsci.create_model); build the model yourself and use checkpoint.load_weights.")
+    model = registry.create_model(spec["name"], **spec["kwargs"])
+    model.load_state_dict(state["model"])
+    return model

@@ -1,0 +1,158 @@
+"""Tasks: what to compute from a batch. A task supplies the forward call, the loss and the metrics.
+
+The Trainer knows nothing about the shape of a batch; the task does. A plug-in writes a task for its
+field (segmentation with Dice, jet tagging with weighted ROC, property regression with masked
+targets) by overriding the few methods below. No other hooks exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchsci.errors import ConfigError, DataError
+from torchsci.metrics import Accuracy, MeanAbsoluteError, Metric, RootMeanSquaredError
+
+
+class Task:
+    """Base class. Override :meth:`forward`, :meth:`loss`, :meth:`metrics` and :meth:`update_metrics`.
+
+    ``monitor`` names the validation metric that picks the best checkpoint and drives early stopping,
+    ``monitor_mode`` whether lower (``"min"``) or higher (``"max"``) is better.
+    """
+
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def forward(self, model: nn.Module, batch: Any) -> Any:
+        """Run ``model`` on ``batch`` and return its outputs."""
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, batch: Any) -> torch.Tensor:
+        """A scalar loss to minimise."""
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, Metric]:
+        """Fresh metric objects for one evaluation pass."""
+        return {}
+
+    def update_metrics(self, metrics: dict[str, Metric], outputs: Any, batch: Any) -> None:
+        """Feed one batch's outputs to the metrics."""
+
+    def batch_size(self, batch: Any) -> int:
+        """Number of items in ``batch`` (weights the loss average)."""
+        first = batch[0] if isinstance(batch, (tuple, list)) else next(iter(batch.values())) \
+            if isinstance(batch, Mapping) else batch
+        return int(first.shape[0]) if hasattr(first, "shape") else 1
+
+    def predict(self, outputs: Any, batch: Any) -> Any:
+        """What :meth:`torchsci.Trainer.predict` returns for one batch (the outputs by default)."""
+        return outputs
+
+
+class SupervisedTask(Task):
+    """A task on batches of ``(inputs, target)`` or ``(inputs, target, weight)`` tuples, or mappings.
+
+    With a mapping batch, ``input_key``, ``target_key`` and ``weight_key`` say where each part is.
+    """
+
+    def __init__(self, input_key: str = "inputs", target_key: str = "target", weight_key: str = "weight") -> None:
+        self.input_key, self.target_key, self.weight_key = input_key, target_key, weight_key
+
+    def unpack(self, batch: Any) -> tuple[Any, torch.Tensor | None, torch.Tensor | None]:
+        if isinstance(batch, Mapping):
+            if self.input_key not in batch:
+                raise DataError(f"batch has no '{self.input_key}' entry (keys: {sorted(batch)}); "
+                                f"set input_key= to the key that holds the model inputs.")
+            return batch[self.input_key], batch.get(self.target_key), batch.get(self.weight_key)
+        if isinstance(batch, (tuple, list)):
+            if len(batch) not in (1, 2, 3):
+                raise DataError(f"a batch tuple must be (inputs,), (inputs, target) or (inputs, target, weight); "
+                                f"got {len(batch)} parts.")
+            return batch[0], (batch[1] if len(batch) > 1 else None), (batch[2] if len(batch) > 2 else None)
+        return batch, None, None
+
+    def forward(self, model, batch):
+        inputs, _, _ = self.unpack(batch)
+        return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+
+    def target(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        _, target, weight = self.unpack(batch)
+        if target is None:
+            raise DataError("this batch has no target; training and evaluation need (inputs, target) batches.")
+        return target, weight
+
+
+def _weighted_mean(per_item: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    per_item = per_item.reshape(per_item.shape[0], -1).mean(dim=1)
+    if weight is None:
+        return per_item.mean()
+    weight = weight.reshape(-1).to(per_item.dtype)
+    return (per_item * weight).sum() / weight.sum().clamp_min(torch.finfo(per_item.dtype).tiny)
+
+
+class RegressionTask(SupervisedTask):
+    """Regression with a (weighted) ``"mse"``, ``"mae"`` or ``"huber"`` loss; reports RMSE and MAE.
+
+    Examples
+    --------
+    >>> from torchsci.task import RegressionTask
+    >>> task = RegressionTask()
+    >>> float(task.loss(torch.zeros(4, 1), (None, torch.ones(4, 1))))
+    1.0
+    """
+
+    monitor = "val/rmse"
+
+    def __init__(self, loss: str = "mse", **keys: str) -> None:
+        super().__init__(**keys)
+        losses = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
+        if loss not in losses:
+            raise ConfigError(f"RegressionTask(loss={loss!r}): choose one of {', '.join(losses)}.")
+        self._loss = losses[loss]
+
+    def loss(self, outputs, batch):
+        target, weight = self.target(batch)
+        outputs = outputs.reshape(target.shape) if outputs.numel() == target.numel() else outputs
+        return _weighted_mean(self._loss(outputs, target.to(outputs.dtype), reduction="none"), weight)
+
+    def metrics(self):
+        return {"rmse": RootMeanSquaredError(), "mae": MeanAbsoluteError()}
+
+    def update_metrics(self, metrics, outputs, batch):
+        target, weight = self.target(batch)
+        outputs = outputs.reshape(target.shape) if outputs.numel() == target.numel() else outputs
+        for m in metrics.values():
+            m.update(outputs, target, weight)
+
+
+class ClassificationTask(SupervisedTask):
+    """Multi-class classification from logits ``(batch, classes)`` with (weighted) cross-entropy."""
+
+    monitor = "val/accuracy"
+    monitor_mode = "max"
+
+    def __init__(self, label_smoothing: float = 0.0, **keys: str) -> None:
+        super().__init__(**keys)
+        self.label_smoothing = label_smoothing
+
+    def loss(self, outputs, batch):
+        target, weight = self.target(batch)
+        per_item = F.cross_entropy(outputs, target.reshape(-1).long(), reduction="none",
+                                   label_smoothing=self.label_smoothing)
+        return _weighted_mean(per_item, weight)
+
+    def metrics(self):
+        return {"accuracy": Accuracy()}
+
+    def update_metrics(self, metrics, outputs, batch):
+        target, weight = self.target(batch)
+        for m in metrics.values():
+            m.update(outputs, target, weight)
+
+    def predict(self, outputs, batch):
+        return outputs.softmax(dim=-1)

@@ -1,0 +1,571 @@
+"""The Trainer: the one training loop of the suite.
+
+Read it top to bottom: :meth:`Trainer.fit` sets up the device, precision and process group, builds the
+optimizer, restores a checkpoint if asked, then runs epochs of :meth:`Trainer._train_epoch` and
+:meth:`Trainer._evaluate`. A model is a plain ``nn.Module``; a :class:`torchsci.task.Task` says how to
+get outputs, loss and metrics from a batch.
+
+Exact resume is a property of the design: everything random a run depends on (python, numpy and torch
+RNGs, the shuffling order, the augmentation streams, see :mod:`torchsci.data`) is owned here and stored
+in each checkpoint together with the loader position, so a run killed at any step and resumed from its
+last checkpoint ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, IterableDataset
+from tqdm.auto import tqdm
+
+from torchsci import distributed
+from torchsci.callbacks import Callback
+from torchsci.checkpoint import CheckpointDir, load_state
+from torchsci.data import make_loader
+from torchsci.device import Precision, move_to, resolve_device
+from torchsci.errors import CheckpointError, ConfigError, TorchsciError
+from torchsci.loggers import CSVLog, TensorBoardLog
+from torchsci.metrics import Mean
+from torchsci.seed import capture_rng, restore_rng, seed_everything, set_deterministic
+from torchsci.task import Task
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "radam": torch.optim.RAdam,
+}
+
+
+class TrainingDiverged(TorchsciError, FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Progress:
+    """Counters of a run; stored in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already consumed
+    loss_sum: float = 0.0  # running train loss of the current epoch
+    loss_count: float = 0.0
+    best_score: float | None = None
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    run_dir: Path
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    best_score: float | None
+    stopped_early: bool
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class Trainer:
+    """Train, evaluate and predict with any ``nn.Module`` and :class:`~torchsci.task.Task`.
+
+    Parameters
+    ----------
+    max_epochs, max_steps
+        Stop after this many epochs or optimizer steps, whichever comes first.
+    batch_size, eval_batch_size, num_workers, drop_last
+        Loader settings. Under ``torchrun`` ``batch_size`` is per process, so the global batch is
+        ``batch_size * world_size``.
+    optimizer, lr, weight_decay
+        ``"adam" | "adamw" | "sgd" | "radam"`` or a callable ``params -> Optimizer``.
+    scheduler, scheduler_interval
+        ``None``, ``"cosine"`` (to the last step), ``"plateau"`` (on the monitored metric) or a
+        callable ``optimizer -> LRScheduler``, stepped every ``"step"`` or ``"epoch"``.
+    accumulate_grad_batches, gradient_clip_norm
+        Gradient accumulation over micro-batches; clipping of the global gradient norm.
+    device, precision
+        See :func:`torchsci.device.resolve_device` and :class:`torchsci.device.Precision`.
+    seed, deterministic
+        The run seed (all randomness derives from it) and torch's deterministic-kernel mode.
+    run_dir
+        Where checkpoints and logs go (default ``runs/<date>_<time>``).
+    checkpoint_every_n_steps, keep_last_checkpoints
+        Mid-epoch checkpoints (epoch ends are always checkpointed) and how many step files to keep.
+    log_every_n_steps, tensorboard, progress, verbose
+        Step logging interval, TensorBoard events, a progress bar (default: only on a terminal), and
+        one summary line per epoch.
+    callbacks
+        :class:`~torchsci.callbacks.Callback` objects, e.g. :class:`~torchsci.callbacks.EarlyStopping`.
+
+    Examples
+    --------
+    >>> import torch, tempfile
+    >>> from torch.utils.data import TensorDataset
+    >>> from torchsci import Trainer, RegressionTask
+    >>> x = torch.randn(64, 3); data = TensorDataset(x, x.sum(1, keepdim=True))
+    >>> trainer = Trainer(max_epochs=2, batch_size=16, run_dir=tempfile.mkdtemp(), verbose=False, tensorboard=False)
+    >>> result = trainer.fit(torch.nn.Linear(3, 1), RegressionTask(), data, val_data=data)
+    >>> sorted(result.history[-1])
+    ['epoch', 'lr', 'step', 'train/loss', 'val/loss', 'val/mae', 'val/rmse']
+    """
+
+    def __init__(
+        self,
+        *,
+        max_epochs: int = 10,
+        max_steps: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        optimizer: str | Callable[..., torch.optim.Optimizer] = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str | Callable[[torch.optim.Optimizer], Any] | None = None,
+        scheduler_interval: str = "step",
+        accumulate_grad_batches: int = 1,
+        gradient_clip_norm: float | None = None,
+        device: str = "auto",
+        precision: str = "32",
+        seed: int = 0,
+        deterministic: bool = False,
+        run_dir: str | os.PathLike | None = None,
+        checkpoint_every_n_steps: int | None = None,
+        keep_last_checkpoints: int | None = 2,
+        log_every_n_steps: int = 50,
+        tensorboard: bool = True,
+        progress: bool | None = None,
+        verbose: bool = True,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)} or pass a callable.")
+        if scheduler_interval not in ("step", "epoch"):
+            raise ConfigError(f"scheduler_interval={scheduler_interval!r}: use 'step' or 'epoch'.")
+        if isinstance(scheduler, str) and scheduler not in ("cosine", "plateau"):
+            raise ConfigError(f"scheduler={scheduler!r}: use 'cosine', 'plateau', None or a callable.")
+        for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
+                            ("accumulate_grad_batches", accumulate_grad_batches)):
+            if value < 1:
+                raise ConfigError(f"{name}={value}: must be at least 1.")
+        self.max_epochs, self.max_steps = max_epochs, max_steps
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.drop_last = num_workers, drop_last
+        self.optimizer_spec, self.lr, self.weight_decay = optimizer, lr, weight_decay
+        self.scheduler_spec, self.scheduler_interval = scheduler, scheduler_interval
+        self.accumulate, self.clip = accumulate_grad_batches, gradient_clip_norm
+        self.device_spec, self.precision_spec = device, precision
+        self.seed, self.deterministic = seed, deterministic
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / stamp
+        self.checkpoint_every, self.keep_last = checkpoint_every_n_steps, keep_last_checkpoints
+        self.log_every, self.use_tensorboard = log_every_n_steps, tensorboard
+        self.progress, self.verbose = progress, verbose
+        self.callbacks = list(callbacks)
+        self.should_stop = False
+        self.dist = distributed.env_info()
+        self.device = resolve_device(device, self.dist.local_rank)
+        self.precision = Precision(precision, self.device)
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self) -> None:
+        self.dist = distributed.init(self.device.type)
+        if self.deterministic:
+            set_deterministic(True)
+        seed_everything(self.seed)
+
+    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if callable(self.optimizer_spec):
+            return self.optimizer_spec(params)
+        return OPTIMIZERS[self.optimizer_spec](params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _build_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int | None) -> Any:
+        spec = self.scheduler_spec
+        if spec is None:
+            return None
+        if spec == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self._monitor_mode, factor=0.5, patience=2)
+        if spec == "cosine":
+            if self.scheduler_interval == "epoch":
+                return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+            total = self.max_steps or ((steps_per_epoch or 0) * self.max_epochs)
+            if total <= 0:
+                raise ConfigError("scheduler='cosine' per step needs max_steps when the data has no length.")
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return spec(optimizer)
+
+    def _steps_per_epoch(self, data: Any) -> int | None:
+        if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
+            return None
+        per_rank = math.ceil(len(data) / self.dist.world_size)
+        batches = per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+        return math.ceil(batches / self.accumulate)
+
+    def _say(self, message: str) -> None:
+        if self.verbose and self.dist.is_main:
+            tqdm.write(message, file=sys.stdout)
+
+    def _bar(self, total: int | None, desc: str, initial: int = 0) -> tqdm:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        return tqdm(total=total, desc=desc, initial=initial, leave=False, dynamic_ncols=True,
+                    disable=not (show and self.dist.is_main))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, model, optimizer, scheduler, scaler, progress: Progress) -> dict[str, Any]:
+        rngs = distributed.all_gather_object(capture_rng())
+        return {
+            "model": _unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "progress": dataclasses.asdict(progress),
+            "rng": rngs,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "meta": {
+                "world_size": self.dist.world_size,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "model_spec": getattr(_unwrap(model), "torchsci_spec", None),
+            },
+        }
+
+    def _save(self, ckpt: CheckpointDir, state_fn: Callable[[], dict], step: int, is_best: bool) -> Path:
+        state = state_fn()  # every rank joins the RNG gather inside
+        path = ckpt.step_path(step)
+        if self.dist.is_main:
+            path = ckpt.save(state, step, is_best=is_best)
+        distributed.barrier()
+        return path
+
+    def _restore(self, path: Path, model, optimizer, scheduler, scaler) -> Progress:
+        state = load_state(path)
+        meta = state.get("meta", {})
+        if meta.get("batch_size") not in (None, self.batch_size) or meta.get("world_size") not in (None, self.dist.world_size):
+            raise CheckpointError(
+                f"{path} was written with batch_size={meta.get('batch_size')} on {meta.get('world_size')} "
+                f"process(es); this run has batch_size={self.batch_size} on {self.dist.world_size}. Resume with "
+                "the same settings, or start a new run from its weights (torchsci.checkpoint.load_weights)."
+            )
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights in {path} do not fit this model: {exc}") from exc
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        for cb, cb_state in zip(self.callbacks, state.get("callbacks", []), strict=False):
+            cb.load_state_dict(cb_state)
+        restore_rng(state["rng"][min(self.dist.rank, len(state["rng"]) - 1)])
+        return Progress(**state["progress"])
+
+    def _resolve_resume(self, resume: str | os.PathLike | None, ckpt: CheckpointDir) -> Path | None:
+        if resume is None:
+            return None
+        if str(resume) == "last":
+            return ckpt.last if ckpt.last.is_file() else None
+        path = Path(resume)
+        if not path.is_file():
+            raise CheckpointError(f"resume={str(resume)!r}: no such checkpoint file.")
+        return path
+
+    # ------------------------------------------------------------------ fit
+    @property
+    def _monitor_mode(self) -> str:
+        return getattr(self, "_task_mode", "min")
+
+    def fit(
+        self,
+        model: nn.Module,
+        task: Task,
+        train_data: Dataset,
+        val_data: Dataset | None = None,
+        *,
+        collate_fn: Callable | None = None,
+        resume: str | os.PathLike | None = None,
+    ) -> FitResult:
+        """Train ``model`` on ``train_data``, validating on ``val_data`` after every epoch.
+
+        ``resume`` is a checkpoint path, or ``"last"`` for this run folder's latest checkpoint (a fresh
+        start when there is none yet, so one command both starts and resumes a run).
+        """
+        self._setup()
+        self._task_mode = task.monitor_mode
+        self.should_stop = False
+        model = model.to(device=self.device, dtype=self.precision.param_dtype)
+        optimizer = self._build_optimizer(model)
+        steps_per_epoch = self._steps_per_epoch(train_data)
+        scheduler = self._build_scheduler(optimizer, steps_per_epoch)
+        scaler = self.precision.grad_scaler()
+        ckpt = CheckpointDir(self.run_dir / "checkpoints", keep_last=self.keep_last)
+        progress = Progress()
+        resume_path = self._resolve_resume(resume, ckpt)
+        if resume_path is not None:
+            progress = self._restore(resume_path, model, optimizer, scheduler, scaler)
+            self._say(f"resumed from {resume_path} at epoch {progress.epoch}, step {progress.step}")
+
+        csv_log = CSVLog(self.run_dir / "metrics.csv")
+        tb_log = None
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_path is not None:
+                csv_log.resume(progress.step)
+            if self.use_tensorboard:
+                tb_log = TensorBoardLog(self.run_dir / "tensorboard", resume_step=progress.step if resume_path else None)
+        history = [{k: float(v) for k, v in row.items()} for row in csv_log.rows if "train/loss" in row]
+
+        ddp_model = model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+
+        def state_fn() -> dict[str, Any]:
+            return self._state(model, optimizer, scheduler, scaler, progress)
+
+        last_path = resume_path
+        try:
+            while progress.epoch < self.max_epochs and not self._steps_done(progress) and not self.should_stop:
+                mid_epoch = self._train_epoch(ddp_model, task, train_data, collate_fn, optimizer, scheduler, scaler,
+                                              progress, ckpt, state_fn, csv_log, tb_log)
+                if mid_epoch is not None:
+                    last_path = mid_epoch
+                metrics = {"epoch": progress.epoch, "step": progress.step,
+                           "lr": optimizer.param_groups[0]["lr"],
+                           "train/loss": progress.loss_sum / max(progress.loss_count, 1e-12)}
+                if val_data is not None:
+                    metrics.update(self._evaluate(model, task, val_data, collate_fn, "val"))
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, metrics)
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(metrics.get(task.monitor, metrics["train/loss"]))
+                elif scheduler is not None and self.scheduler_interval == "epoch":
+                    scheduler.step()
+                is_best = self._is_best(metrics, task, progress)
+                history.append(metrics)
+                self._say(self._summary(metrics))
+                if self.dist.is_main:
+                    csv_log.log({k: v for k, v in metrics.items() if k not in ("epoch", "step")},
+                                progress.step, progress.epoch)
+                    csv_log.flush()
+                    if tb_log is not None:
+                        tb_log.log({k: v for k, v in metrics.items() if k not in ("epoch", "step")}, progress.step)
+                        tb_log.flush()
+                progress.epoch += 1
+                progress.batch_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0.0
+                last_path = self._save(ckpt, state_fn, progress.step, is_best)
+        finally:
+            if tb_log is not None:
+                tb_log.close()
+        return FitResult(
+            model=model, history=history, run_dir=self.run_dir, last_checkpoint=last_path,
+            best_checkpoint=ckpt.best if ckpt.best.is_file() else None, best_score=progress.best_score,
+            stopped_early=self.should_stop,
+        )
+
+    def _steps_done(self, progress: Progress) -> bool:
+        return self.max_steps is not None and progress.step >= self.max_steps
+
+    def _is_best(self, metrics: dict[str, float], task: Task, progress: Progress) -> bool:
+        key = task.monitor if task.monitor in metrics else "train/loss"
+        value = metrics[key]
+        if math.isnan(value):
+            return False
+        better = progress.best_score is None or (
+            value > progress.best_score if (task.monitor_mode == "max" and key == task.monitor) else value < progress.best_score
+        )
+        if better:
+            progress.best_score = value
+        return better
+
+    @staticmethod
+    def _summary(metrics: dict[str, float]) -> str:
+        parts = [f"epoch {int(metrics['epoch'])}", f"step {int(metrics['step'])}"]
+        parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")]
+        return " | ".join(parts)
+
+    def _train_epoch(self, model, task, data, collate_fn, optimizer, scheduler, scaler, progress: Progress,
+                     ckpt: CheckpointDir, state_fn, csv_log: CSVLog, tb_log) -> Path | None:
+        model.train()
+        iterable = isinstance(data, IterableDataset)
+        start = progress.batch_in_epoch
+        loader = make_loader(data, batch_size=self.batch_size, train=True, seed=self.seed, epoch=progress.epoch,
+                             start_batch=0 if iterable else start, dist=self.dist, num_workers=self.num_workers,
+                             collate_fn=collate_fn, drop_last=self.drop_last,
+                             pin_memory=self.device.type == "cuda")
+        batches: Iterable = iter(loader)
+        if iterable:
+            for _ in range(start):  # a stream reaches its position only by reading up to it
+                next(batches, None)
+        total = None if iterable else start + len(loader)
+        sync_known = total is not None
+        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        window_n = 0
+        last_path = None
+        dtype = self.precision.param_dtype if self.precision.name == "64" else None
+        with self._bar(total, f"epoch {progress.epoch}", initial=start) as bar:
+            for batch in batches:
+                progress.batch_in_epoch += 1
+                boundary = progress.batch_in_epoch % self.accumulate == 0 or progress.batch_in_epoch == total
+                batch = move_to(batch, self.device, dtype, non_blocking=True)
+                no_sync = (self.dist.enabled and sync_known and not boundary)
+                with model.no_sync() if no_sync else contextlib.nullcontext():
+                    with self.precision.autocast():
+                        outputs = task.forward(model, batch)
+                        loss = task.loss(outputs, batch)
+                    scaled = loss / self.accumulate
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                n = task.batch_size(batch)
+                detached = loss.detach().double()
+                window_loss += detached * n
+                window_n += n
+                bar.update(1)
+                if not boundary:
+                    continue
+                self._optimizer_step(model, optimizer, scaler)
+                progress.step += 1
+                if scheduler is not None and self.scheduler_interval == "step" \
+                        and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step()
+                if progress.step % self.log_every == 0:
+                    self._flush_window(progress, window_loss, window_n, optimizer, csv_log, tb_log, bar)
+                    window_loss.zero_()
+                    window_n = 0
+                if self.checkpoint_every and progress.step % self.checkpoint_every == 0 and progress.batch_in_epoch != total:
+                    self._fold_window(progress, window_loss, window_n)
+                    window_loss.zero_()
+                    window_n = 0
+                    last_path = self._save(ckpt, state_fn, progress.step, is_best=False)
+                if self._steps_done(progress):
+                    break
+        if progress.batch_in_epoch % self.accumulate != 0:  # leftover micro-batches of a stream
+            self._optimizer_step(model, optimizer, scaler)
+            progress.step += 1
+        self._fold_window(progress, window_loss, window_n)
+        return last_path
+
+    def _optimizer_step(self, model, optimizer, scaler) -> None:
+        if self.clip is not None:
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def _fold_window(self, progress: Progress, window_loss: torch.Tensor, window_n: int) -> None:
+        """Add the not-yet-counted losses to the epoch's running train loss (and check they are finite)."""
+        if window_n == 0:
+            return
+        total = float(window_loss)
+        if not math.isfinite(total):
+            raise TrainingDiverged(
+                f"the training loss became {total} by step {progress.step} (epoch {progress.epoch}). Check the inputs "
+                "for NaN or infinite values, lower the learning rate, set gradient_clip_norm, or use precision='32'."
+            )
+        progress.loss_sum += total
+        progress.loss_count += window_n
+
+    def _flush_window(self, progress, window_loss, window_n, optimizer, csv_log, tb_log, bar) -> None:
+        self._fold_window(progress, window_loss, window_n)
+        mean = float(window_loss) / max(window_n, 1)
+        bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
+        if self.dist.is_main:
+            values = {"train/step_loss": mean, "lr": optimizer.param_groups[0]["lr"]}
+            csv_log.log(values, progress.step, progress.epoch)
+            if tb_log is not None:
+                tb_log.log(values, progress.step)
+
+    # ------------------------------------------------------------------ evaluation and prediction
+    def _eval_loader(self, data: Dataset, collate_fn: Callable | None):
+        return make_loader(data, batch_size=self.eval_batch_size, train=False, seed=self.seed, dist=self.dist,
+                           num_workers=self.num_workers, collate_fn=collate_fn,
+                           pin_memory=self.device.type == "cuda")
+
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module, task: Task, data: Dataset, collate_fn: Callable | None, prefix: str) -> dict[str, float]:
+        model = _unwrap(model)
+        was_training = model.training
+        model.eval()
+        loss_metric = Mean()
+        metrics = task.metrics()
+        loader = self._eval_loader(data, collate_fn)
+        dtype = self.precision.param_dtype if self.precision.name == "64" else None
+        total = None if isinstance(data, IterableDataset) else len(loader)
+        with self._bar(total, prefix) as bar:
+            for batch in loader:
+                batch = move_to(batch, self.device, dtype, non_blocking=True)
+                with self.precision.autocast():
+                    outputs = task.forward(model, batch)
+                    loss = task.loss(outputs, batch)
+                loss_metric.update(loss, weight=torch.tensor(float(task.batch_size(batch))))
+                task.update_metrics(metrics, outputs, batch)
+                bar.update(1)
+        model.train(was_training)
+        result = {f"{prefix}/loss": loss_metric.compute()}
+        result.update({f"{prefix}/{name}": m.compute() for name, m in metrics.items()})
+        return result
+
+    def _prepare_eval(self, model: nn.Module, ckpt_path: str | os.PathLike | None) -> nn.Module:
+        self.dist = distributed.init(self.device.type)
+        model = model.to(device=self.device, dtype=self.precision.param_dtype)
+        if ckpt_path is not None:
+            from torchsci.checkpoint import load_weights  # noqa: PLC0415
+
+            load_weights(model, ckpt_path)
+        return model
+
+    def validate(self, model: nn.Module, task: Task, data: Dataset, *, collate_fn: Callable | None = None,
+                 ckpt_path: str | os.PathLike | None = None) -> dict[str, float]:
+        """Loss and metrics of ``model`` (optionally with weights from ``ckpt_path``) on ``data``."""
+        return self._evaluate(self._prepare_eval(model, ckpt_path), task, data, collate_fn, "val")
+
+    def test(self, model: nn.Module, task: Task, data: Dataset, *, collate_fn: Callable | None = None,
+             ckpt_path: str | os.PathLike | None = None) -> dict[str, float]:
+        """Like :meth:`validate`, with metrics named ``test/...``."""
+        return self._evaluate(self._prepare_eval(model, ckpt_path), task, data, collate_fn, "test")
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, task: Task, data: Dataset, *, collate_fn: Callable | None = None,
+                ckpt_path: str | os.PathLike | None = None) -> Any:
+        """``task.predict`` for every batch of ``data`` in order; tensors are concatenated on the CPU.
+
+        Prediction is not sharded: under ``torchrun`` every process predicts the whole set.
+        """
+        model = self._prepare_eval(model, ckpt_path)
+        model.eval()
+        loader = make_loader(data, batch_size=self.eval_batch_size, train=False, seed=self.seed,
+                             num_workers=self.num_workers, collate_fn=collate_fn)
+        dtype = self.precision.param_dtype if self.precision.name == "64" else None
+        outputs = []
+        total = None if isinstance(data, IterableDataset) else len(loader)
+        with self._bar(total, "predict") as bar:
+            for batch in loader:
+                batch = move_to(batch, self.device, dtype, non_blocking=True)
+                with self.precision.autocast():
+                    out = task.predict(task.forward(model, batch), batch)
+                outputs.append(move_to(out, torch.device("cpu")))
+                bar.update(1)
+        if outputs and all(isinstance(o, torch.Tensor) for o in outputs):
+            return torch.cat(outputs)
+        return outputs
