@@ -46,18 +46,22 @@ def derive_seed(*parts: int) -> int:
 
 
 def capture_rng() -> dict[str, Any]:
-    """Every global RNG stream as plain data (tensors, ints, tuples) that a checkpoint can store."""
+    """Every global RNG stream as plain data (numpy arrays, ints, tuples) that a checkpoint can store.
+
+    Numpy rather than tensors so the state also travels through ``torch.distributed`` object
+    collectives, which gather every rank's streams into rank 0's checkpoint.
+    """
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"key": torch.from_numpy(np_state[1].copy()), "pos": int(np_state[2]),
+        "numpy": {"key": np_state[1].copy(), "pos": int(np_state[2]),
                   "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "torch": torch.get_rng_state(),
+        "torch": torch.get_rng_state().numpy(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if hasattr(torch, "mps") and torch.backends.mps.is_available():
-        state["mps"] = torch.mps.get_rng_state()
+        state["cuda"] = [s.numpy() for s in torch.cuda.get_rng_state_all()]
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state().numpy()
     return state
 
 
@@ -66,9 +70,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.asarray(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "mps" in state and hasattr(torch, "mps") and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(state["mps"])
+        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(torch.as_tensor(state["mps"], dtype=torch.uint8))

@@ -343,8 +343,8 @@ class Trainer:
         last_path = resume_path
         try:
             while progress.epoch < self.max_epochs and not self._steps_done(progress) and not self.should_stop:
-                mid_epoch = self._train_epoch(ddp_model, task, train_data, collate_fn, optimizer, scheduler, scaler,
-                                              progress, ckpt, state_fn, csv_log, tb_log)
+                mid_epoch, complete = self._train_epoch(ddp_model, task, train_data, collate_fn, optimizer, scheduler,
+                                                        scaler, progress, ckpt, state_fn, csv_log, tb_log)
                 if mid_epoch is not None:
                     last_path = mid_epoch
                 metrics = {"epoch": progress.epoch, "step": progress.step,
@@ -368,8 +368,9 @@ class Trainer:
                     if tb_log is not None:
                         tb_log.log({k: v for k, v in metrics.items() if k not in ("epoch", "step")}, progress.step)
                         tb_log.flush()
-                progress.epoch += 1
-                progress.batch_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0.0
+                if complete:  # max_steps can end training mid-epoch; a resume then finishes that epoch
+                    progress.epoch += 1
+                    progress.batch_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0.0
                 last_path = self._save(ckpt, state_fn, progress.step, is_best)
         finally:
             if tb_log is not None:
@@ -402,7 +403,8 @@ class Trainer:
         return " | ".join(parts)
 
     def _train_epoch(self, model, task, data, collate_fn, optimizer, scheduler, scaler, progress: Progress,
-                     ckpt: CheckpointDir, state_fn, csv_log: CSVLog, tb_log) -> Path | None:
+                     ckpt: CheckpointDir, state_fn, csv_log: CSVLog, tb_log) -> tuple[Path | None, bool]:
+        """One epoch from the loader position in ``progress``; returns (last mid-epoch checkpoint, epoch complete)."""
         model.train()
         iterable = isinstance(data, IterableDataset)
         start = progress.batch_in_epoch
@@ -452,14 +454,17 @@ class Trainer:
                     self._fold_window(progress, window_loss, window_n)
                     window_loss.zero_()
                     window_n = 0
+                    if self.dist.is_main:
+                        csv_log.flush()  # the log on disk always reaches the newest checkpoint
                     last_path = self._save(ckpt, state_fn, progress.step, is_best=False)
-                if self._steps_done(progress):
-                    break
+                if self._steps_done(progress) and progress.batch_in_epoch != total:
+                    self._fold_window(progress, window_loss, window_n)
+                    return last_path, False
         if progress.batch_in_epoch % self.accumulate != 0:  # leftover micro-batches of a stream
             self._optimizer_step(model, optimizer, scaler)
             progress.step += 1
         self._fold_window(progress, window_loss, window_n)
-        return last_path
+        return last_path, True
 
     def _optimizer_step(self, model, optimizer, scaler) -> None:
         if self.clip is not None:
