@@ -1,0 +1,25 @@
+"""Packaging: the core imports no field library, and the command line works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+DOMAIN = ["nibabel", "skimage", "uproot", "awkward", "vector", "rdkit", "hydra", "matplotlib", "sklearn",
+          "tensorboard"]
+
+
+def test_import_torchsci_imports_no_domain_library():
+    code = f"import sys, json, torchsci; print(json.dumps([m for m in {DOMAIN!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_cli_lists_models_and_environment():
+    out = subprocess.run([sys.executable, "-m", "torchsci.cli", "models"], check=True, capture_output=True, text=True)
+    assert "core/mlp" in out.stdout.split()
+    env = subprocess.run([sys.executable, "-m", "torchsci.cli", "env"], check=True, capture_output=True, text=True)
+    assert "device='auto' resolves to: cpu" in env.stdout or "cuda" in env.stdout
+    bad = subprocess.run([sys.executable, "-m", "torchsci.cli", "models", "nothing/*"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout == ""
