@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(PY) examples/core_demo.py
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

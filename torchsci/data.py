@@ -21,8 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
-from torch.utils.data import get_worker_info
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    Sampler,
+    get_worker_info,
+)
 
 from torchsci.distributed import DistInfo
 from torchsci.seed import derive_seed
@@ -139,8 +146,11 @@ def dataset_collate(dataset: Any, collate_fn: Callable | None) -> Callable | Non
     return collate_fn if collate_fn is not None else getattr(dataset, "collate", None)
 
 
+_SINGLE_PROCESS = DistInfo()
+
+
 def make_loader(dataset: Dataset, *, batch_size: int, train: bool, seed: int, epoch: int = 0,
-                start_batch: int = 0, dist: DistInfo = DistInfo(), num_workers: int = 0,
+                start_batch: int = 0, dist: DistInfo = _SINGLE_PROCESS, num_workers: int = 0,
                 collate_fn: Callable | None = None, drop_last: bool = False,
                 pin_memory: bool = False) -> DataLoader:
     """A ``DataLoader`` for one epoch that uses no global random state.

@@ -207,8 +207,13 @@ def load_model(checkpoint: str | Path) -> nn.Module:
 
     Examples
     --------
-    >>> import torchsci  # doctest: +SKIP
-    >>> model = torchsci.load_model("runs/demo/checkpoints/best.ckpt")  # doctest: +SKIP
+    >>> import tempfile, torch, torchsci
+    >>> from torch.utils.data import TensorDataset
+    >>> data = TensorDataset(torch.randn(8, 5), torch.randn(8, 1))
+    >>> trainer = torchsci.Trainer(max_epochs=1, run_dir=tempfile.mkdtemp(), verbose=False, tensorboard=False)
+    >>> run = trainer.fit(torchsci.create_model("core/mlp"), torchsci.RegressionTask(), data)
+    >>> type(torchsci.load_model(run.last_checkpoint)).__name__
+    'MLP'
     """
     from torchsci.checkpoint import load_state  # noqa: PLC0415
     from torchsci.errors import CheckpointError  # noqa: PLC0415

@@ -118,6 +118,8 @@ class RegressionTask(SupervisedTask):
     def loss(self, outputs, batch):
         target, weight = self.target(batch)
         outputs = outputs.reshape(target.shape) if outputs.numel() == target.numel() else outputs
+        if weight is None:  # the plain mean equals the mean of per-item means here, and is one kernel
+            return self._loss(outputs, target.to(outputs.dtype))
         return _weighted_mean(self._loss(outputs, target.to(outputs.dtype), reduction="none"), weight)
 
     def metrics(self):
@@ -142,8 +144,10 @@ class ClassificationTask(SupervisedTask):
 
     def loss(self, outputs, batch):
         target, weight = self.target(batch)
-        per_item = F.cross_entropy(outputs, target.reshape(-1).long(), reduction="none",
-                                   label_smoothing=self.label_smoothing)
+        target = target.reshape(-1).long()
+        if weight is None:
+            return F.cross_entropy(outputs, target, label_smoothing=self.label_smoothing)
+        per_item = F.cross_entropy(outputs, target, reduction="none", label_smoothing=self.label_smoothing)
         return _weighted_mean(per_item, weight)
 
     def metrics(self):

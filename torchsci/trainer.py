@@ -19,6 +19,7 @@ import datetime
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,8 @@ class Trainer:
                 "world_size": self.dist.world_size,
                 "batch_size": self.batch_size,
                 "seed": self.seed,
+                "max_steps": self.max_steps,
+                "max_epochs": self.max_epochs,
                 "model_spec": getattr(_unwrap(model), "torchsci_spec", None),
             },
         }
@@ -272,6 +275,11 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", []), strict=False):
             cb.load_state_dict(cb_state)
+        if self.scheduler_spec == "cosine" and (meta.get("max_steps"), meta.get("max_epochs")) != (self.max_steps, self.max_epochs):
+            warnings.warn(
+                f"{path} was written by a run with max_steps={meta.get('max_steps')}, max_epochs={meta.get('max_epochs')}; "
+                f"this one has max_steps={self.max_steps}, max_epochs={self.max_epochs}. The cosine schedule keeps "
+                "the checkpoint's length, so the learning rate will not follow the new one.", stacklevel=3)
         restore_rng(state["rng"][min(self.dist.rank, len(state["rng"]) - 1)])
         return Progress(**state["progress"])
 
@@ -418,8 +426,8 @@ class Trainer:
                 next(batches, None)
         total = None if iterable else start + len(loader)
         sync_known = total is not None
-        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        window_n = 0
+        # Step losses stay on the device in a list until logged: no per-step sync or extra kernels.
+        window: list[tuple[torch.Tensor, int]] = []
         last_path = None
         dtype = self.precision.param_dtype if self.precision.name == "64" else None
         with self._bar(total, f"epoch {progress.epoch}", initial=start) as bar:
@@ -432,12 +440,9 @@ class Trainer:
                     with self.precision.autocast():
                         outputs = task.forward(model, batch)
                         loss = task.loss(outputs, batch)
-                    scaled = loss / self.accumulate
+                    scaled = loss / self.accumulate if self.accumulate > 1 else loss
                     (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                n = task.batch_size(batch)
-                detached = loss.detach().double()
-                window_loss += detached * n
-                window_n += n
+                window.append((loss.detach(), task.batch_size(batch)))
                 bar.update(1)
                 if not boundary:
                     continue
@@ -447,23 +452,19 @@ class Trainer:
                         and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step()
                 if progress.step % self.log_every == 0:
-                    self._flush_window(progress, window_loss, window_n, optimizer, csv_log, tb_log, bar)
-                    window_loss.zero_()
-                    window_n = 0
+                    self._flush_window(progress, window, optimizer, csv_log, tb_log, bar)
                 if self.checkpoint_every and progress.step % self.checkpoint_every == 0 and progress.batch_in_epoch != total:
-                    self._fold_window(progress, window_loss, window_n)
-                    window_loss.zero_()
-                    window_n = 0
+                    self._fold_window(progress, window)
                     if self.dist.is_main:
                         csv_log.flush()  # the log on disk always reaches the newest checkpoint
                     last_path = self._save(ckpt, state_fn, progress.step, is_best=False)
                 if self._steps_done(progress) and progress.batch_in_epoch != total:
-                    self._fold_window(progress, window_loss, window_n)
+                    self._fold_window(progress, window)
                     return last_path, False
         if progress.batch_in_epoch % self.accumulate != 0:  # leftover micro-batches of a stream
             self._optimizer_step(model, optimizer, scaler)
             progress.step += 1
-        self._fold_window(progress, window_loss, window_n)
+        self._fold_window(progress, window)
         return last_path, True
 
     def _optimizer_step(self, model, optimizer, scaler) -> None:
@@ -478,22 +479,28 @@ class Trainer:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def _fold_window(self, progress: Progress, window_loss: torch.Tensor, window_n: int) -> None:
-        """Add the not-yet-counted losses to the epoch's running train loss (and check they are finite)."""
-        if window_n == 0:
-            return
-        total = float(window_loss)
+    def _fold_window(self, progress: Progress, window: list[tuple[torch.Tensor, int]]) -> float:
+        """Move the window's step losses into the epoch's running train loss; return their mean.
+
+        Also where a diverged run is caught: a NaN or infinite loss stops training with an explanation.
+        """
+        if not window:
+            return math.nan
+        losses = torch.stack([loss.double() for loss, _ in window])
+        sizes = torch.tensor([n for _, n in window], dtype=torch.float64, device=losses.device)
+        total, count = float((losses * sizes).sum()), float(sizes.sum())
+        window.clear()
         if not math.isfinite(total):
             raise TrainingDiverged(
                 f"the training loss became {total} by step {progress.step} (epoch {progress.epoch}). Check the inputs "
                 "for NaN or infinite values, lower the learning rate, set gradient_clip_norm, or use precision='32'."
             )
         progress.loss_sum += total
-        progress.loss_count += window_n
+        progress.loss_count += count
+        return total / count
 
-    def _flush_window(self, progress, window_loss, window_n, optimizer, csv_log, tb_log, bar) -> None:
-        self._fold_window(progress, window_loss, window_n)
-        mean = float(window_loss) / max(window_n, 1)
+    def _flush_window(self, progress, window, optimizer, csv_log, tb_log, bar) -> None:
+        mean = self._fold_window(progress, window)
         bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
         if self.dist.is_main:
             values = {"train/step_loss": mean, "lr": optimizer.param_groups[0]["lr"]}
