@@ -19,7 +19,7 @@ Examples
 
 from torchsci.callbacks import Callback, EarlyStopping
 from torchsci.checkpoint import load_state, load_weights, save_state
-from torchsci.data import Padded, pad_sequences
+from torchsci.data import DataSplits, Padded, pad_sequences
 from torchsci.device import Precision, move_to, resolve_device
 from torchsci.errors import (
     CheckpointError,
@@ -39,7 +39,7 @@ from torchsci.trainer import FitResult, Trainer, TrainingDiverged
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "CheckpointError", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
+    "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
     "DeviceError", "EarlyStopping", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
     "Trainer", "TrainingDiverged", "create_model", "list_models", "load_model", "load_state", "load_weights",

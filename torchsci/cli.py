@@ -1,7 +1,7 @@
 """The ``torchsci`` command.
 
 Plain subcommands for one-shot jobs; each installed plug-in adds its own under its field's name
-(``torchsci neuro ...``) by giving its ``register`` function an ``add_cli(subparsers)`` attribute.
+(``torchsci neuro ...``) with ``registry.register_command(field, add_parser)`` in its ``register``.
 Config-driven runs on Hydra (``torchsci train experiment=...``) are added by the CLI issue.
 """
 
@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("env", help="show the device, torch build and distributed settings")
     p.set_defaults(func=_cmd_env)
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    registry.load_plugins()
+    for field, add_commands in sorted(registry.commands.items()):
+        fp = sub.add_parser(field, help=f"{field} commands (torchsci {field} --help)")
+        fp.set_defaults(func=lambda args, fp=fp: fp.print_help() or 2)
+        add_commands(fp.add_subparsers(dest=f"{field}_command"))
     return parser
 
 

@@ -78,6 +78,23 @@ def pad_sequences(items: Sequence[torch.Tensor], max_length: int | None = None, 
     return Padded(values, mask)
 
 
+@dataclasses.dataclass
+class DataSplits:
+    """What a registered dataset factory returns: the splits, how to batch them, and facts for the model.
+
+    ``model_kwargs`` are model arguments the data decides (``in_features``, ``num_classes``, the
+    standardisation of inputs); the config-driven runner passes them to ``create_model`` unless the
+    config sets them. ``info`` holds anything worth saving with the run (split indices, class names).
+    """
+
+    train: Dataset
+    val: Dataset | None = None
+    test: Dataset | None = None
+    collate_fn: Callable | None = None
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 class ResumableSampler(DistributedSampler):
     """``DistributedSampler`` that can start mid-epoch and tags each index with (epoch, batch index).
 

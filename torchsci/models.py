@@ -8,6 +8,10 @@ import torch
 from torch import nn
 
 from torchsci.registry import registry
+from torchsci.task import ClassificationTask, RegressionTask
+
+registry.register_task("core/regression")(RegressionTask)
+registry.register_task("core/classification")(ClassificationTask)
 
 
 class MLP(nn.Module):

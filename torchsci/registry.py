@@ -80,6 +80,8 @@ class Registry:
     def __init__(self) -> None:
         self.models: dict[str, ModelEntry] = {}
         self.datasets: dict[str, Callable[..., Any]] = {}
+        self.tasks: dict[str, Callable[..., Any]] = {}
+        self.commands: dict[str, Callable[[Any], None]] = {}
         self.unavailable: dict[str, str] = {}  # plug-ins whose field libraries are not installed, with why
         self._plugins_loaded = False
 
@@ -113,6 +115,23 @@ class Registry:
             return factory
 
         return decorator
+
+    def register_task(self, name: str) -> Callable:
+        """Decorator registering a task class or factory under ``name`` (``"chem/property"``)."""
+
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            self.tasks[name] = factory
+            return factory
+
+        return decorator
+
+    def register_command(self, field: str, add_parser: Callable[[Any], None]) -> None:
+        """Give a plug-in its ``torchsci <field> ...`` subcommands.
+
+        ``add_parser(subparsers)`` receives the ``argparse`` sub-parser collection of ``torchsci <field>``
+        and adds commands to it, each with ``set_defaults(func=...)`` (``func(args) -> int``).
+        """
+        self.commands[field] = add_parser
 
     def load_plugins(self) -> None:
         """Import every installed plug-in once (entry-point group ``torchsci.plugins``)."""
@@ -166,12 +185,21 @@ class Registry:
             model.load_state_dict(weights.load())
         return model
 
-    def create_dataset(self, name: str, **kwargs: Any) -> Any:
+    def _lookup(self, table: dict[str, Callable[..., Any]], kind: str, name: str) -> Callable[..., Any]:
         self.load_plugins()
-        if name not in self.datasets:
-            close = difflib.get_close_matches(name, self.datasets, n=3)
-            raise RegistryError(f"no dataset named '{name}'." + (f" Did you mean {', '.join(close)}?" if close else ""))
-        return self.datasets[name](**kwargs)
+        if name not in table:
+            close = difflib.get_close_matches(name, table, n=3)
+            raise RegistryError(f"no {kind} named '{name}'." + (f" Did you mean {', '.join(close)}?" if close else "")
+                                + f" Registered: {', '.join(sorted(table)) or 'none'}.")
+        return table[name]
+
+    def create_dataset(self, name: str, **kwargs: Any) -> Any:
+        """Build a registered dataset (a :class:`torchsci.data.DataSplits` for training factories)."""
+        return self._lookup(self.datasets, "dataset", name)(**kwargs)
+
+    def create_task(self, name: str, **kwargs: Any) -> Any:
+        """Build a registered task."""
+        return self._lookup(self.tasks, "task", name)(**kwargs)
 
 
 registry = Registry()
