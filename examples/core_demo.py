@@ -1,7 +1,8 @@
 """Core demo: learn a damped oscillator's displacement x(t; omega, zeta) with the torchsci Trainer.
 
-Runs in well under a minute on 2 CPU cores and shows the whole core: a registered model, a task,
-validation, a cosine schedule, early stopping, checkpoints, an exact resume, and a plot.
+Runs in well under a minute on 2 CPU cores and shows the whole core from a lab script: a registered
+model, a task, validation, a cosine schedule, early stopping, checkpoints, an exact resume, and a plot.
+The same run from the command line: ``torchsci train experiment=core/oscillator``.
 
     python examples/core_demo.py [--run-dir runs/core_demo] [--epochs 30]
 """
@@ -13,20 +14,9 @@ import csv
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
 
 import torchsci
-
-
-def oscillator(n: int, seed: int) -> TensorDataset:
-    """Displacement of a damped harmonic oscillator released from x=1 at rest (under-damped, zeta < 1)."""
-    g = torch.Generator().manual_seed(seed)
-    omega = 1 + 4 * torch.rand(n, generator=g)  # natural frequency, rad/s
-    zeta = 0.05 + 0.5 * torch.rand(n, generator=g)  # damping ratio
-    t = 3 * torch.rand(n, generator=g)  # time, s
-    wd = omega * torch.sqrt(1 - zeta**2)
-    x = torch.exp(-zeta * omega * t) * (torch.cos(wd * t) + zeta / torch.sqrt(1 - zeta**2) * torch.sin(wd * t))
-    return TensorDataset(torch.stack([omega, zeta, t], 1), x[:, None])
+from torchsci.datasets import oscillator_splits as damped_oscillator_splits
 
 
 def plot(run_dir: Path) -> Path | None:
@@ -57,7 +47,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     args = ap.parse_args()
 
-    train, val, test = oscillator(8000, 0), oscillator(1000, 1), oscillator(1000, 2)
+    splits = damped_oscillator_splits()  # generated: x(t; omega, zeta), see torchsci.datasets
+    train, val, test = splits.train, splits.val, splits.test
     torch.manual_seed(0)
     model = torchsci.create_model("core/mlp", in_features=3, out_features=1, hidden=[64, 64, 64])
     task = torchsci.RegressionTask()

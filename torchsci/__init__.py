@@ -19,6 +19,7 @@ Examples
 
 from torchsci.callbacks import Callback, EarlyStopping
 from torchsci.checkpoint import load_state, load_weights, save_state
+from torchsci.config import compose
 from torchsci.data import DataSplits, Padded, pad_sequences
 from torchsci.device import Precision, move_to, resolve_device
 from torchsci.errors import (
@@ -32,6 +33,7 @@ from torchsci.errors import (
     TorchsciError,
 )
 from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
+from torchsci.runner import run
 from torchsci.seed import seed_everything
 from torchsci.task import ClassificationTask, RegressionTask, SupervisedTask, Task
 from torchsci.trainer import FitResult, Trainer, TrainingDiverged
@@ -42,6 +44,6 @@ __all__ = [
     "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
     "DeviceError", "EarlyStopping", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
-    "Trainer", "TrainingDiverged", "create_model", "list_models", "load_model", "load_state", "load_weights",
-    "move_to", "pad_sequences", "registry", "resolve_device", "save_state", "seed_everything",
+    "Trainer", "TrainingDiverged", "compose", "create_model", "list_models", "load_model", "load_state", "load_weights",
+    "move_to", "pad_sequences", "registry", "resolve_device", "run", "save_state", "seed_everything",
 ]

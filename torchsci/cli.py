@@ -1,8 +1,9 @@
 """The ``torchsci`` command.
 
-Plain subcommands for one-shot jobs; each installed plug-in adds its own under its field's name
+Config-driven runs go through Hydra: ``torchsci train|evaluate|predict [experiment=...] [key=value ...]``
+accepts every Hydra option (``-m`` sweeps, ``--cfg job``, ``--help``, ``-sc`` shell completion).
+Plain subcommands serve one-shot jobs; each installed plug-in adds its own under its field's name
 (``torchsci neuro ...``) with ``registry.register_command(field, add_parser)`` in its ``register``.
-Config-driven runs on Hydra (``torchsci train experiment=...``) are added by the CLI issue.
 """
 
 from __future__ import annotations
@@ -38,10 +39,67 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+HYDRA_COMMANDS = ("train", "evaluate", "predict")
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+
+
+def _overrides_only(argv: Sequence[str]) -> list[str]:
+    """The key=value overrides in a Hydra command line (flags and their values left out)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _FLAGS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-") and not arg.lstrip("+~").startswith(("hydra.", "hydra/")):
+            out.append(arg)
+    return out
+
+
+def run_hydra(command: str, argv: Sequence[str]) -> int:
+    """``torchsci <command> <hydra args>``: compose the config from configs/ and run it (see torchsci.runner)."""
+    import hydra  # noqa: PLC0415
+
+    from torchsci.config import CONFIG_MODULE, compose, normalise_overrides, register_schema  # noqa: PLC0415
+    from torchsci.errors import TorchsciError  # noqa: PLC0415
+    from torchsci.runner import run  # noqa: PLC0415
+
+    register_schema()
+    argv = normalise_overrides(argv)
+    if not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion"} & set(argv):
+        # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
+        try:
+            compose(_overrides_only(argv))
+        except TorchsciError as exc:
+            print(f"torchsci {command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="torchsci")
+    def task(cfg) -> None:
+        try:
+            run(cfg, command)
+        except TorchsciError as exc:
+            # One clear line, not a traceback: these errors say what was wrong and what to do.
+            print(f"torchsci {command}: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    saved = sys.argv
+    sys.argv = [f"torchsci-{command}", *argv]
+    try:
+        task()
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchsci", description="torchsci: science on PyTorch.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
+    for command in HYDRA_COMMANDS:
+        sub.add_parser(command, help=f"config-driven {command} (torchsci {command} --help lists experiments)",
+                       add_help=False)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'neuro/*'")
     p.add_argument("--pretrained", action="store_true", help="only models with shipped weights")
@@ -59,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HYDRA_COMMANDS:
+        return run_hydra(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

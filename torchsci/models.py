@@ -12,6 +12,7 @@ from torchsci.task import ClassificationTask, RegressionTask
 
 registry.register_task("core/regression")(RegressionTask)
 registry.register_task("core/classification")(ClassificationTask)
+import torchsci.datasets  # noqa: E402,F401 (registers the core's generated datasets)
 
 
 class MLP(nn.Module):

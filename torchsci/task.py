@@ -108,8 +108,9 @@ class RegressionTask(SupervisedTask):
 
     monitor = "val/rmse"
 
-    def __init__(self, loss: str = "mse", **keys: str) -> None:
-        super().__init__(**keys)
+    def __init__(self, loss: str = "mse", input_key: str = "inputs", target_key: str = "target",
+                 weight_key: str = "weight") -> None:
+        super().__init__(input_key, target_key, weight_key)
         losses = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
         if loss not in losses:
             raise ConfigError(f"RegressionTask(loss={loss!r}): choose one of {', '.join(losses)}.")
@@ -138,8 +139,9 @@ class ClassificationTask(SupervisedTask):
     monitor = "val/accuracy"
     monitor_mode = "max"
 
-    def __init__(self, label_smoothing: float = 0.0, **keys: str) -> None:
-        super().__init__(**keys)
+    def __init__(self, label_smoothing: float = 0.0, input_key: str = "inputs", target_key: str = "target",
+                 weight_key: str = "weight") -> None:
+        super().__init__(input_key, target_key, weight_key)
         self.label_smoothing = label_smoothing
 
     def loss(self, outputs, batch):

@@ -1,0 +1,157 @@
+"""Run a composed config: ``train``, ``evaluate``, ``predict`` (and ``export`` once the export layer is in).
+
+The ``torchsci`` command and :func:`run` in a lab script go through the same code, so a run's saved
+``config.yaml`` reproduces it from either side::
+
+    results = torchsci.run(torchsci.compose(["experiment=core/oscillator"]))
+    results = torchsci.run(omegaconf.OmegaConf.load("outputs/<day>/<time>_oscillator/config.yaml"))
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchsci.config import _plain, instantiate, validate
+from torchsci.data import DataSplits
+from torchsci.errors import ConfigError
+from torchsci.registry import registry
+from torchsci.seed import seed_everything
+from torchsci.trainer import Trainer
+
+COMMANDS = ("train", "evaluate", "predict")
+
+
+def _run_dir(cfg: Any) -> Path:
+    if cfg.get("run_dir"):
+        return Path(cfg.run_dir)
+    try:
+        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+        if HydraConfig.initialized():
+            return Path(HydraConfig.get().runtime.output_dir)
+    except ImportError:
+        pass
+    stamp = datetime.datetime.now()
+    return Path("outputs") / stamp.strftime("%Y-%m-%d") / f"{stamp.strftime('%H-%M-%S')}_{cfg.name}"
+
+
+def build_trainer(cfg: Any, run_dir: Path) -> Trainer:
+    """A :class:`Trainer` from ``cfg.trainer`` (optimizer, scheduler and callbacks through the allowlist)."""
+    settings = dict(_plain(cfg.trainer))
+    for key in ("optimizer", "scheduler"):
+        if isinstance(settings.get(key), dict):
+            built = instantiate(settings[key], f"trainer.{key}", partial=True)
+            if key == "optimizer" and "lr" not in built.keywords:
+                built = built.__class__(built.func, *built.args, **built.keywords, lr=settings["lr"])
+            settings[key] = built
+    settings["callbacks"] = [instantiate(cb, f"trainer.callbacks[{i}]") for i, cb in enumerate(settings["callbacks"])]
+    return Trainer(**settings, seed=cfg.seed, run_dir=run_dir)
+
+
+def _build(node: Any, part: str, defaults: dict[str, Any] | None = None) -> Any:
+    node = dict(_plain(node))
+    if "_target_" in node:
+        return instantiate({**(defaults or {}), **node}, part)
+    name = node.pop("name")
+    if part == "model":
+        return registry.create_model(name, **{**(defaults or {}), **node})
+    if part == "data":
+        return registry.create_dataset(name, **node)
+    return registry.create_task(name, **node)
+
+
+def build(cfg: Any) -> tuple[torch.nn.Module, Any, DataSplits]:
+    """Model, task and data splits of a config (validated first, so mistakes surface before data is read)."""
+    validate(cfg)
+    splits = _build(cfg.data, "data")
+    if not isinstance(splits, DataSplits):
+        raise ConfigError(f"data '{cfg.data.get('name', cfg.data.get('_target_'))}' returned {type(splits).__name__}, "
+                          "not torchsci.data.DataSplits; a dataset used by a config must return the splits.")
+    model = _build(cfg.model, "model", defaults=splits.model_kwargs)
+    task = _build(cfg.task, "task")
+    return model, task, splits
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=True) + "\n")
+
+
+def _split(splits: DataSplits, name: str) -> Any:
+    data = getattr(splits, name, None) if name in ("train", "val", "test") else None
+    if data is None:
+        have = [s for s in ("train", "val", "test") if getattr(splits, s) is not None]
+        raise ConfigError(f"predict.split={name!r}: this data has the splits {', '.join(have)}.")
+    return data
+
+
+def _save_predictions(preds: Any, output: Path) -> Path:
+    array = preds.detach().cpu().numpy() if isinstance(preds, torch.Tensor) else np.asarray(preds)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npy":
+        np.save(output, array)
+    elif output.suffix == ".csv":
+        table = array.reshape(len(array), -1)
+        header = ",".join(f"prediction_{i}" for i in range(table.shape[1])) if table.shape[1] > 1 else "prediction"
+        np.savetxt(output, table, delimiter=",", header=header, comments="", fmt="%.8g")
+    else:
+        raise ConfigError(f"predict.output={str(output)!r}: use a .csv or .npy file name.")
+    return output
+
+
+def run(cfg: Any, command: str = "train") -> dict[str, Any]:
+    """Run ``command`` on a composed config and return its results (also written to ``results.json``).
+
+    ``train`` fits (resuming when ``resume`` is set) and tests the best checkpoint on the test split;
+    ``evaluate`` scores the weights in ``ckpt`` on the validation and test splits; ``predict`` writes
+    the predictions of ``ckpt`` on ``predict.split`` to ``predict.output``.
+    """
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    if command not in COMMANDS:
+        raise ConfigError(f"command {command!r}: use one of {', '.join(COMMANDS)}.")
+    if command != "train" and not cfg.get("ckpt"):
+        raise ConfigError(f"torchsci {command} needs the weights to use: ckpt=PATH (a .ckpt written by a run).")
+    run_dir = _run_dir(cfg)
+    trainer = build_trainer(cfg, run_dir)
+    seed_everything(cfg.seed)  # model initialisation and data generation follow the config's seed
+    model, task, splits = build(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if splits.info:
+        _write_json(run_dir / "data_info.json", splits.info)
+    results: dict[str, Any] = {"command": command, "name": cfg.name, "run_dir": str(run_dir)}
+    if command == "train":
+        fit = trainer.fit(model, task, splits.train, splits.val, collate_fn=splits.collate_fn, resume=cfg.resume)
+        results.update(best_checkpoint=str(fit.best_checkpoint) if fit.best_checkpoint else None,
+                       last_checkpoint=str(fit.last_checkpoint) if fit.last_checkpoint else None,
+                       epochs=len(fit.history), final=fit.history[-1] if fit.history else {})
+        if splits.test is not None:
+            best = fit.best_checkpoint or fit.last_checkpoint
+            results["test"] = trainer.test(model, task, splits.test, collate_fn=splits.collate_fn, ckpt_path=best)
+    elif command == "evaluate":
+        for split in ("val", "test"):
+            data = getattr(splits, split)
+            if data is not None:
+                scores = trainer._evaluate(trainer._prepare_eval(model, cfg.ckpt), task, data, splits.collate_fn, split)
+                results[split] = scores
+    else:
+        preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
+                                ckpt_path=cfg.ckpt)
+        results["predictions"] = str(_save_predictions(preds, Path(cfg.predict.output)))
+    _write_json(run_dir / "results.json", results)
+    summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint")}
+    if summary and trainer.dist.is_main:
+        print(json.dumps(_jsonable(summary), indent=2, allow_nan=True), file=sys.stdout)
+    return results
