@@ -1,5 +1,28 @@
-"""torchsci_physics: the physics plug-in of torchsci (models and datasets arrive with its own issue)."""
+"""torchsci_physics: particle-physics plug-in of torchsci.
+
+Train jet and event taggers directly on ROOT files (TTree or RNTuple, through uproot and awkward) and
+write the scores back as a friend tree. Layers, each a module:
+
+- :mod:`~torchsci_physics.reading`: files, trees, branches and expressions to awkward arrays;
+- :mod:`~torchsci_physics.data`: :class:`RootSpec` to padded jets (in memory or streamed);
+- :mod:`~torchsci_physics.models`: ``physics/pfn``, ``physics/particlenet``, ``physics/part``, ``physics/mlp``;
+- :mod:`~torchsci_physics.metrics` and :mod:`~torchsci_physics.task`: weighted ROC AUC, background
+  rejection, the ``physics/tagging`` task; :mod:`~torchsci_physics.plots`: ROC and score plots;
+- :mod:`~torchsci_physics.predict`: scores to a ROOT friend tree, and ``torchsci physics predict``.
+
+``import torchsci_physics`` and :func:`register` import no ROOT library; datasets do when built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
-def register(registry) -> None:
-    """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
+def register(registry: Any) -> None:
+    """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
+    from torchsci_physics import datasets, models, predict, task  # noqa: PLC0415 (torch only at import time)
+
+    models.register_models(registry)
+    datasets.register_datasets(registry)
+    registry.register_task("physics/tagging")(task.TaggingTask)
+    registry.register_command("physics", predict.add_commands)

@@ -1,0 +1,565 @@
+"""ROOT trees to padded tensors: jets (or events) with their particles, labels, weights and splits.
+
+A :class:`RootSpec` says, in the field's words, what one training example is: which ``files`` and
+``tree``, the per-example ``features`` (branches and expressions), one collection of ``particles``
+(jagged branches padded to ``max_particles`` with a mask), the ``label``, ``weight`` and ``selection``,
+and the ``splits`` (named selections such as ``"EventNumber % 2 == 1"``). :class:`RootDataset` reads
+it all into memory; :class:`RootStream` streams it chunk by chunk for data larger than memory.
+
+One batch is a dict of tensors::
+
+    particles  (batch, max_particles, C)  float32   standardised inside the model, not here
+    mask       (batch, max_particles)     bool      True for real particles
+    points     (batch, max_particles, 2)  float32   (delta eta, delta phi) to the jet axis, for kNN
+    vectors    (batch, max_particles, 4)  float32   (px, py, pz, E), for pairwise features
+    features   (batch, G)                 float32   per-example features
+    label (batch,) int64, weight (batch,) float32, entry (batch,) int64, object (batch,) int64
+
+Layout is particle-major (``[B, P, C]``), like :class:`torchsci.data.Padded`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import torch
+import vector
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from torchsci.data import DataSplits
+from torchsci.errors import ConfigError, DataError
+from torchsci_physics import reading
+
+PARTICLE_NAMES = ("pt", "eta", "phi", "energy", "mass", "px", "py", "pz", "log_pt", "log_energy", "deta", "dphi",
+                  "dR", "pt_frac", "log_pt_frac", "energy_frac", "log_energy_frac")
+_EPS = 1e-8
+
+
+@dataclasses.dataclass
+class Collection:
+    """A collection of particles (tracks, constituents) per example, padded to ``max_particles``.
+
+    Parameters
+    ----------
+    p4
+        The particles' four-momenta: a ``std::vector<TLorentzVector>`` branch (``"{obj}TrksP4"``) or a
+        mapping of components to jagged branches in one of vector's systems (``{"px": "Jet_Px", "py":
+        ..., "pz": ..., "E": ...}`` or ``{"pt", "eta", "phi", "mass"}``).
+    features
+        Per-particle inputs, ``{name: expression}`` (or a list of names). Besides branches, an
+        expression can use the derived names ``pt, eta, phi, energy, mass, px, py, pz, log_pt,
+        log_energy`` and, relative to the jet ``axis``: ``deta, dphi, dR`` (delta eta, delta phi,
+        delta R), ``pt_frac, log_pt_frac, energy_frac, log_energy_frac``.
+    axis
+        The jet's four-momentum (an expression, e.g. ``"{obj}P4"``); default: the sum of the particles.
+    max_particles
+        Padding length. Truncation keeps the leading ``max_particles`` particles by ``sort_by``
+        (default: by pT, highest first); ``sort_by=None`` keeps the file's order.
+    numbered
+        Gather flat numbered branches (``j1_pt, j2_pt, ...``): component and feature names contain
+        ``{i}``, which runs from 1 to ``numbered``; ``valid`` (default ``"pt > 0"``) says which are real.
+    """
+
+    p4: str | dict[str, str]
+    features: dict[str, str] | list[str] = dataclasses.field(
+        default_factory=lambda: ["deta", "dphi", "log_pt", "log_energy", "log_pt_frac", "log_energy_frac", "dR"])
+    axis: str | None = None
+    max_particles: int = 50
+    sort_by: str | None = "pt"
+    numbered: int | None = None
+    valid: str | None = None
+
+    def feature_map(self) -> dict[str, str]:
+        return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
+
+
+@dataclasses.dataclass
+class RootSpec:
+    """What one example is, read from ROOT files. See the module docstring for the batch layout.
+
+    Parameters
+    ----------
+    files
+        Glob patterns, or ``{class name: patterns}`` when the label is the file (or tree) an event
+        came from; a value may be ``{"files": patterns, "tree": name}`` for a per-class tree.
+    tree
+        TTree or RNTuple name.
+    objects
+        Per-object examples: every ``{obj}`` in an expression is replaced by each name in turn, so
+        ``objects=["jet1", "jet2"]`` makes two rows per event.
+    features
+        Per-example inputs, ``{name: expression}`` or a list of expressions.
+    particles
+        A :class:`Collection` (or its keyword arguments as a dict).
+    label, classes
+        An expression giving class indices (a boolean gives 0/1), and the class names. With
+        ``files`` as a mapping, the label is the file's class and ``classes`` its keys.
+    weight
+        An expression for event weights (default 1).
+    selection
+        Which examples to keep (an expression giving booleans).
+    splits
+        ``{split name: selection}``, e.g. ``{"train": "EventNumber % 2 == 0", "test": "EventNumber % 2 == 1"}``.
+    step_size
+        Entries read per chunk.
+    """
+
+    files: Any
+    tree: str = "tree"
+    objects: list[str] | None = None
+    features: dict[str, str] | list[str] = dataclasses.field(default_factory=dict)
+    particles: Collection | dict | None = None
+    label: str | None = None
+    classes: list[str] | None = None
+    weight: str | None = None
+    selection: str | None = None
+    splits: dict[str, str] = dataclasses.field(default_factory=dict)
+    step_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.particles, Mapping):
+            self.particles = Collection(**self.particles)
+        if isinstance(self.files, Mapping):
+            if self.label is not None:
+                raise ConfigError("files= is a {class: files} mapping, so the label is the file's class; drop label=.")
+            self.classes = list(self.files)
+        if self.classes is None:
+            self.classes = ["background", "signal"]
+        if self.particles is None and not self.features:
+            raise ConfigError("RootSpec needs features= or particles= (or both): nothing would go into the model.")
+
+    def feature_map(self) -> dict[str, str]:
+        return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
+
+    def sources(self) -> list[tuple[str, str, int | None]]:
+        """``(path, tree, class index or None)`` for every file."""
+        if isinstance(self.files, Mapping):
+            out = []
+            for k, value in enumerate(self.files.values()):
+                tree = value.get("tree", self.tree) if isinstance(value, Mapping) else self.tree
+                patterns = value["files"] if isinstance(value, Mapping) else value
+                out += [(p, tree, k) for p in reading.expand_files(patterns)]
+            return out
+        return [(p, self.tree, None) for p in reading.expand_files(self.files)]
+
+    def input_spec(self) -> dict[str, Any]:
+        """The JSON-able part that turns a tree into model inputs: saved with the model for prediction."""
+        particles = dataclasses.asdict(self.particles) if self.particles is not None else None
+        return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
+                "classes": list(self.classes), "selection": self.selection}
+
+
+# ---------------------------------------------------------------------------------------------- one chunk
+def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[str]:
+    exprs = list(spec.feature_map().values())
+    if with_targets:
+        exprs += [e for e in (spec.label, spec.weight) if e]
+    exprs += [e for e in (spec.selection, *spec.splits.values()) if e]
+    c = spec.particles
+    if c is not None:
+        comps = [c.p4] if isinstance(c.p4, str) else list(c.p4.values())
+        exprs += comps + [e for e in (c.axis,) if e] + list(c.feature_map().values())
+        if c.numbered:
+            exprs = [x for e in exprs
+                     for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
+    return [reading.substitute(e, obj) for e in exprs]
+
+
+def _local_names(spec: RootSpec) -> set[str]:
+    return set(PARTICLE_NAMES) if spec.particles is not None else set()
+
+
+def needed_branches(spec: RootSpec, tree: Any, path: str, with_targets: bool = True) -> set[str]:
+    """Every branch the spec reads from ``tree`` (a missing one is an error naming close branches)."""
+    available = reading.branch_names(tree)
+    exprs = [e for obj in (spec.objects or [None]) for e in _expressions(spec, obj, with_targets)]
+    return reading.branches_for(exprs, available, path, local=_local_names(spec))
+
+
+def _numbered(expression: str, count: int, ns: Mapping[str, Any], path: str, obj: str | None) -> ak.Array:
+    columns = [np.asarray(reading.to_numpy(reading.evaluate(reading.substitute(expression.replace("{i}", str(i)), obj),
+                                                            ns, path), expression, path, _length(ns)))
+               for i in range(1, count + 1)]
+    return ak.from_regular(ak.Array(np.stack(columns, axis=1)))
+
+
+def _length(ns: Mapping[str, Any]) -> int:
+    for v in ns.values():
+        if isinstance(v, ak.Array):
+            return len(v)
+    return int(ns.get("__len__", 0))
+
+
+def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) -> dict[str, np.ndarray]:
+    """Padded particle arrays for one object: particles (N, P, C), mask, points, vectors."""
+    if c.numbered:
+        comps = {k: _numbered(v, c.numbered, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
+        p4 = vector.zip(comps)
+    elif isinstance(c.p4, str):
+        p4 = reading.evaluate(reading.substitute(c.p4, obj), ns, path)
+    else:
+        p4 = vector.zip({k: reading.evaluate(reading.substitute(v, obj), ns, path) for k, v in c.p4.items()})
+    if not hasattr(p4, "pt") or p4.ndim != 2:
+        raise DataError(f"{path}: particles p4={c.p4!r} must give a jagged list of four-momenta per entry "
+                        f"(got {ak.type(p4)}).")
+    axis = (reading.evaluate(reading.substitute(c.axis, obj), ns, path) if c.axis else
+            vector.zip({k: ak.sum(getattr(p4, k), axis=1) for k in ("px", "py", "pz", "E")}))
+    local = dict(ns)
+    local.update(pt=p4.pt, eta=p4.eta, phi=p4.phi, energy=p4.E, mass=p4.tau, px=p4.px, py=p4.py, pz=p4.pz,
+                 log_pt=np.log(np.maximum(p4.pt, _EPS)), log_energy=np.log(np.maximum(p4.E, _EPS)),
+                 deta=p4.eta - axis.eta, dphi=p4.deltaphi(axis), dR=p4.deltaR(axis),
+                 pt_frac=p4.pt / axis.pt, energy_frac=p4.E / axis.E)
+    local.update(log_pt_frac=np.log(np.maximum(local["pt_frac"], _EPS)),
+                 log_energy_frac=np.log(np.maximum(local["energy_frac"], _EPS)))
+    columns = {}
+    for name, expr in c.feature_map().items():
+        value = (_numbered(expr, c.numbered, ns, path, obj) if c.numbered and "{i}" in expr
+                 else reading.evaluate(reading.substitute(expr, obj), local, path))
+        columns[name] = ak.broadcast_arrays(value, p4.pt)[0]
+    columns["__deta"], columns["__dphi"] = local["deta"], local["dphi"]
+    for k in ("px", "py", "pz", "energy"):
+        columns["__" + k] = local[k]
+    if c.numbered:
+        valid = reading.evaluate(c.valid or "pt > 0", local, path)
+        columns = {k: v[valid] for k, v in columns.items()}
+        local["pt"] = local["pt"][valid]
+    if c.sort_by:
+        key = local[c.sort_by] if c.sort_by in local else reading.evaluate(c.sort_by, local, path)
+        order = ak.argsort(key, axis=1, ascending=False)
+        columns = {k: v[order] for k, v in columns.items()}
+    p = c.max_particles
+    padded = {k: ak.to_numpy(ak.fill_none(ak.pad_none(v, p, axis=1, clip=True), 0.0)).astype(np.float32)
+              for k, v in columns.items()}
+    counts = np.minimum(ak.to_numpy(ak.num(columns["__px"], axis=1)), p)
+    mask = np.arange(p)[None, :] < counts[:, None]
+    names = list(c.feature_map())
+    return {
+        "particles": np.stack([padded[n] for n in names], axis=-1) if names else np.zeros((len(mask), p, 0), np.float32),
+        "mask": mask,
+        "points": np.stack([padded["__deta"], padded["__dphi"]], axis=-1),
+        "vectors": np.stack([padded["__" + k] for k in ("px", "py", "pz", "energy")], axis=-1),
+    }
+
+
+def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file: int | None,
+               entry_start: int, entry_stop: int, *, with_targets: bool = True,
+               apply_selection: bool = True) -> dict[str, np.ndarray]:
+    """Rows (examples) for entries ``[entry_start, entry_stop)`` of one tree, as numpy arrays.
+
+    ``split`` holds each row's split index (position in ``spec.splits``, -1 for none) and ``selected``
+    whether it passes ``spec.selection``; with ``apply_selection=False`` no row is dropped (prediction
+    writes one value per entry, so the output stays entry-aligned with the input).
+    """
+    branches = needed_branches(spec, tree, path, with_targets)
+    ns = reading.read_range(tree, branches, path, entry_start, entry_stop)
+    n = entry_stop - entry_start
+    rows = []
+    for k, obj in enumerate(spec.objects or [None]):
+        def flat(expr: str, what: str, dtype: type = np.float64, obj: str | None = obj) -> np.ndarray:
+            return reading.to_numpy(reading.evaluate(reading.substitute(expr, obj), ns, path), what, path, n, dtype)
+
+        out: dict[str, np.ndarray] = {"entry": np.arange(entry_start, entry_stop, dtype=np.int64),
+                                      "object": np.full(n, k, np.int64), "source": np.full(n, source, np.int64)}
+        fm = spec.feature_map()
+        out["features"] = (np.stack([flat(e, f"feature {name!r}") for name, e in fm.items()], axis=1).astype(np.float32)
+                           if fm else np.zeros((n, 0), np.float32))
+        if spec.particles is not None:
+            out.update(_particles(spec.particles, ns, path, obj))
+        out["selected"] = flat(spec.selection, "selection", bool) if spec.selection else np.ones(n, bool)
+        split = np.full(n, -1, np.int64)
+        for s, (name, expr) in enumerate(spec.splits.items()):
+            member = flat(expr, f"split {name!r}", bool)
+            if (member & (split >= 0)).any():
+                raise ConfigError(f"splits overlap: entry {int(np.argmax(member & (split >= 0))) + entry_start} of {path} "
+                                  f"is in split {name!r} and in an earlier one; make the selections exclusive.")
+            split[member] = s
+        out["split"] = split
+        if with_targets:
+            if label_of_file is not None:
+                out["label"] = np.full(n, label_of_file, np.int64)
+            elif spec.label:
+                raw = flat(spec.label, "label")
+                if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
+                    raise DataError(f"{path}: label {spec.label!r} gives non-integer values; it must give class indices.")
+                out["label"] = raw.astype(np.int64)
+            else:
+                raise ConfigError("no label: give label= (an expression) or files= as a {class: files} mapping.")
+            out["weight"] = flat(spec.weight, "weight", np.float32) if spec.weight else np.ones(n, np.float32)
+        if apply_selection:
+            keep = out["selected"]
+            out = {key: v[keep] for key, v in out.items()}
+        rows.append(out)
+    block = {key: np.concatenate([r[key] for r in rows]) for key in rows[0]}
+    _check_block(spec, block, path, with_targets)
+    return block
+
+
+def _check_block(spec: RootSpec, block: dict[str, np.ndarray], path: str, with_targets: bool) -> None:
+    checks = [("features", list(spec.feature_map()))]
+    if spec.particles is not None:
+        checks.append(("particles", list(spec.particles.feature_map())))
+    for key, names in checks:
+        values = block[key]
+        bad = ~np.isfinite(values)
+        if key == "particles":
+            bad &= block["mask"][..., None]
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            column = names[where[-1]]
+            raise DataError(f"{path}: {key[:-1]} input {column!r} is NaN or infinite in {int(bad.any(axis=tuple(range(1, bad.ndim))).sum())} "
+                            f"example(s), first at entry {int(block['entry'][where[0]])}; fix the expression or "
+                            "filter those entries with selection=.")
+    if with_targets:
+        label = block["label"]
+        k = len(spec.classes or [])
+        outside = (label < 0) | (label >= k)
+        if outside.any():
+            raise DataError(f"{path}: label {spec.label!r} gives {int(label[outside][0])} at entry "
+                            f"{int(block['entry'][outside][0])}, outside the {k} classes {spec.classes}; add a "
+                            "selection= that removes such entries or fix classes=.")
+        if not np.isfinite(block["weight"]).all():
+            raise DataError(f"{path}: weight {spec.weight!r} is NaN or infinite for some entries.")
+
+
+def iter_blocks(spec: RootSpec, units: Sequence[tuple[int, int, int]] | None = None, **kwargs: Any
+                ) -> Iterator[dict[str, np.ndarray]]:
+    """Blocks over work units ``(source index, entry_start, entry_stop)`` (all chunks of all files by default)."""
+    sources = spec.sources()
+    if units is None:
+        units = chunk_units(spec, sources)
+    current: tuple[int, Any] | None = None
+    for source, start, stop in units:
+        path, tree_name, label = sources[source]
+        if current is None or current[0] != source:
+            current = (source, reading.open_tree(path, tree_name))
+        yield read_block(spec, current[1], path, source, label, start, stop, **kwargs)
+
+
+def chunk_units(spec: RootSpec, sources: Sequence[tuple[str, str, int | None]]) -> list[tuple[int, int, int]]:
+    """Split every file into ``step_size``-entry chunks: the units that workers share out."""
+    units = []
+    for s, (path, tree_name, _) in enumerate(sources):
+        n = reading.open_tree(path, tree_name).num_entries
+        units += [(s, a, min(a + spec.step_size, n)) for a in range(0, n, spec.step_size)]
+    return units
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def collate(batch: Any) -> dict[str, torch.Tensor]:
+    """Batches from :meth:`RootDataset.__getitems__` pass through; lists of rows (from a stream) are stacked."""
+    if isinstance(batch, Mapping):
+        return dict(batch)
+    return {k: torch.from_numpy(np.stack([row[k] for row in batch])) for k in batch[0]}
+
+
+_BATCH_KEYS = ("particles", "mask", "points", "vectors", "features", "label", "weight", "entry", "object")
+
+
+class RootDataset(Dataset):
+    """Examples held in memory as padded numpy arrays; fast batched fetching through ``__getitems__``.
+
+    Parameters
+    ----------
+    spec
+        A :class:`RootSpec`, or its keyword arguments.
+    split
+        Keep only this split (a key of ``spec.splits``); ``None`` keeps every example.
+    arrays
+        Already-read arrays (from :meth:`read`), to build several splits from one read.
+
+    Examples
+    --------
+    >>> import skhep_testdata
+    >>> from torchsci_physics.data import RootDataset
+    >>> jets = RootDataset(dict(files=skhep_testdata.data_path("uproot-issue96.root"), tree="tree",
+    ...                         objects=["jet1"], features={"multiplicity": "{obj}ChgMult"},
+    ...                         label="{obj}ID == 21", selection="{obj}ID > 0", classes=["quark", "gluon"]))
+    >>> len(jets), sorted(jets[:4])
+    (13605, ['entry', 'features', 'label', 'object', 'weight'])
+    """
+
+    collate = staticmethod(collate)
+
+    def __init__(self, spec: RootSpec | Mapping[str, Any], split: str | None = None,
+                 arrays: dict[str, np.ndarray] | None = None) -> None:
+        self.spec = spec if isinstance(spec, RootSpec) else RootSpec(**spec)
+        arrays = arrays if arrays is not None else self.read(self.spec)
+        if split is not None:
+            if split not in self.spec.splits:
+                raise ConfigError(f"split={split!r}: the spec's splits are {list(self.spec.splits) or 'none'}.")
+            keep = arrays["split"] == list(self.spec.splits).index(split)
+            arrays = {k: v[keep] for k, v in arrays.items()}
+            if not keep.any():
+                raise DataError(f"split {split!r} ({self.spec.splits[split]!r}) selects no examples from "
+                                f"{self.spec.files}.")
+        self.arrays = {k: v for k, v in arrays.items() if k in _BATCH_KEYS}
+        if self.spec.particles is None:
+            for k in ("particles", "mask", "points", "vectors"):
+                self.arrays.pop(k, None)
+        self.source = arrays.get("source")
+
+    @staticmethod
+    def read(spec: RootSpec, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Read every chunk of every file into one set of arrays."""
+        blocks = list(iter_blocks(spec, **kwargs))
+        arrays = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        if len(arrays["entry"]) == 0:
+            raise DataError(f"the selection {spec.selection!r} keeps no examples from {spec.files}.")
+        return arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays["entry"])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        return {k: torch.from_numpy(v[idx]) for k, v in self.arrays.items()}
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        if isinstance(index, slice):
+            return self.__getitems__(range(len(self))[index])
+        return {k: torch.from_numpy(np.asarray(v[index])) for k, v in self.arrays.items()}
+
+
+class RootStream(IterableDataset):
+    """Examples streamed chunk by chunk: for more data than fits in memory.
+
+    Work units (``step_size``-entry chunks of every file) are shuffled per epoch from ``(seed,
+    epoch)`` and dealt out to DataLoader workers and ``torchrun`` ranks; each worker reads its units
+    one at a time and mixes rows through a shuffle buffer of ``buffer_size`` examples. Peak memory is
+    one chunk plus the buffer, whatever the number or size of files.
+
+    Parameters
+    ----------
+    spec, split
+        As for :class:`RootDataset`.
+    buffer_size
+        Rows held for shuffling (0 reads in file order: for evaluation).
+    shuffle
+        Shuffle the unit order and rows (training); ``False`` keeps file order.
+    """
+
+    collate = staticmethod(collate)
+
+    def __init__(self, spec: RootSpec | Mapping[str, Any], split: str | None = None, *, buffer_size: int = 50_000,
+                 shuffle: bool = True, seed: int = 0) -> None:
+        self.spec = spec if isinstance(spec, RootSpec) else RootSpec(**spec)
+        if split is not None and split not in self.spec.splits:
+            raise ConfigError(f"split={split!r}: the spec's splits are {list(self.spec.splits) or 'none'}.")
+        self.split = None if split is None else list(self.spec.splits).index(split)
+        self.buffer_size, self.shuffle, self.seed, self.epoch = buffer_size, shuffle, seed, 0
+        self.units = chunk_units(self.spec, self.spec.sources())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _my_units(self) -> list[tuple[int, int, int]]:
+        units = list(self.units)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(units))
+            units = [units[i] for i in order]
+        shards, shard = 1, 0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            shards, shard = torch.distributed.get_world_size(), torch.distributed.get_rank()
+        info = get_worker_info()
+        if info is not None:
+            shard, shards = shard * info.num_workers + info.id, shards * info.num_workers
+        return units[shard::shards]
+
+    def _rows(self, arrays: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        keys = [k for k in _BATCH_KEYS if k in arrays]
+        if self.spec.particles is None:
+            keys = [k for k in keys if k not in ("particles", "mask", "points", "vectors")]
+        columns = [arrays[k] for k in keys]
+        for i in range(len(arrays["entry"])):
+            yield {k: c[i] for k, c in zip(keys, columns, strict=True)}
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        # Row shuffling draws from the global RNG: the Trainer owns (and seeds) it, also in workers.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.shuffle else None
+        pool: dict[str, np.ndarray] | None = None
+        for block in iter_blocks(self.spec, self._my_units()):
+            if self.split is not None:
+                block = {k: v[block["split"] == self.split] for k, v in block.items()}
+            if rng is None or self.buffer_size <= 0:
+                yield from self._rows(block)
+                continue
+            pool = block if pool is None else {k: np.concatenate([pool[k], block[k]]) for k in block}
+            size = len(pool["entry"])
+            if size >= self.buffer_size:
+                perm = rng.permutation(size)
+                keep = self.buffer_size // 2  # rows carried over mix with the next chunk
+                out, rest = perm[:size - keep], perm[size - keep:]
+                yield from self._rows({k: v[out] for k, v in pool.items()})
+                pool = {k: v[rest] for k, v in pool.items()}
+        if pool is not None and rng is not None:
+            perm = rng.permutation(len(pool["entry"]))
+            yield from self._rows({k: v[perm] for k, v in pool.items()})
+
+
+# ---------------------------------------------------------------------------------------------- standardisation
+def standardisation(arrays: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
+    """Per-input mean and standard deviation over the given (training) examples; real particles only."""
+    out: dict[str, list[float]] = {}
+    if "features" in arrays and arrays["features"].shape[1]:
+        f = arrays["features"].astype(np.float64)
+        out["feature_mean"], out["feature_std"] = f.mean(0).tolist(), _safe_std(f.std(0))
+    if "particles" in arrays and arrays["particles"].shape[-1]:
+        real = arrays["particles"][arrays["mask"]].astype(np.float64)
+        if len(real):
+            out["particle_mean"], out["particle_std"] = real.mean(0).tolist(), _safe_std(real.std(0))
+    return out
+
+
+def _safe_std(std: np.ndarray) -> list[float]:
+    return [float(s) if s > 0 and math.isfinite(s) else 1.0 for s in std]
+
+
+def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, buffer_size: int = 50_000,
+                seed: int = 0, standardise_on: int = 200_000) -> DataSplits:
+    """Train/val/test datasets from ``spec.splits`` (keys ``train``, ``val``, ``test``), and the model facts.
+
+    ``model_kwargs`` carries what the model needs from the data: input widths, ``num_classes``, the
+    standardisation measured on the training split (the first ``standardise_on`` training examples
+    when streaming) and ``input_spec``, so a saved model knows how to read new files.
+    """
+    spec = spec if isinstance(spec, RootSpec) else RootSpec(**spec)
+    missing = [s for s in ("train",) if s not in spec.splits]
+    if missing:
+        raise ConfigError(f"splits= needs a 'train' selection (have {list(spec.splits) or 'none'}); e.g. "
+                          "{'train': 'EventNumber % 2 == 0', 'test': 'EventNumber % 2 == 1'}.")
+    parts: dict[str, Any] = {}
+    if streaming:
+        for name in ("train", "val", "test"):
+            if name in spec.splits:
+                parts[name] = RootStream(spec, name, buffer_size=buffer_size if name == "train" else 0,
+                                         shuffle=name == "train", seed=seed)
+        sample = _first_rows(RootStream(spec, "train", buffer_size=0, shuffle=False), standardise_on)
+    else:
+        arrays = RootDataset.read(spec)
+        for name in ("train", "val", "test"):
+            if name in spec.splits:
+                parts[name] = RootDataset(spec, name, arrays=arrays)
+        sample = parts["train"].arrays
+    kwargs: dict[str, Any] = dict(standardisation(sample), num_classes=len(spec.classes or []),
+                                  num_features=len(spec.feature_map()), input_spec=spec.input_spec())
+    if spec.particles is not None:
+        kwargs["num_particle_features"] = len(spec.particles.feature_map())
+    counts = {name: len(d) for name, d in parts.items() if isinstance(d, RootDataset)}
+    return DataSplits(train=parts["train"], val=parts.get("val"), test=parts.get("test"), collate_fn=collate,
+                      model_kwargs=kwargs, info={"classes": spec.classes, "examples": counts})
+
+
+def _first_rows(stream: RootStream, limit: int) -> dict[str, np.ndarray]:
+    blocks, total = [], 0
+    for block in iter_blocks(stream.spec, stream.units):
+        block = {k: v[block["split"] == stream.split] for k, v in block.items()}
+        blocks.append(block)
+        total += len(block["entry"])
+        if total >= limit:
+            break
+    return {k: np.concatenate([b[k] for b in blocks])[:limit] for k in blocks[0]}

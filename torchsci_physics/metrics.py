@@ -1,0 +1,116 @@
+"""Tagging performance in the field's terms, with event weights: ROC AUC and background rejection.
+
+Scores are class probabilities ``(N, K)``. Binary and multi-class taggers are treated alike: a
+signal class against all the others (one-vs-rest); with ``signal=None`` the AUC is the mean of the
+one-vs-rest AUCs over classes. Background rejection is ``1 / eps_B`` at a fixed signal efficiency
+``eps_S``, read off the weighted ROC curve by linear interpolation.
+
+The :class:`~torchsci.metrics.Metric` classes keep every prediction of an epoch and gather them
+from all ranks before computing, so a distributed run reports the number a single process would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from torchsci.distributed import all_gather_object
+from torchsci.metrics import Metric
+
+
+def _signal_vs_rest(labels: np.ndarray, scores: np.ndarray, signal: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores)
+    s = scores[:, signal] if scores.ndim == 2 else scores
+    return (np.asarray(labels) == signal).astype(np.int64), s
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None, signal: int = 1
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted ROC of ``signal`` against the rest: (background efficiency, signal efficiency, thresholds)."""
+    from sklearn.metrics import roc_curve as _roc  # noqa: PLC0415
+
+    y, s = _signal_vs_rest(labels, scores, signal)
+    return _roc(y, s, sample_weight=weights)
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None, signal: int | None = 1) -> float:
+    """Weighted ROC AUC of ``signal`` against the rest; ``signal=None``: mean one-vs-rest AUC over classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torchsci_physics.metrics import roc_auc
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([[.9, .1], [.6, .4], [.65, .35], [.2, .8]]))
+    0.75
+    """
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    classes = range(np.asarray(scores).shape[1]) if signal is None else [signal]
+    values = []
+    for c in classes:
+        y, s = _signal_vs_rest(labels, scores, c)
+        if y.min() == y.max():
+            values.append(math.nan)  # AUC is undefined with one class present
+            continue
+        values.append(float(roc_auc_score(y, s, sample_weight=weights)))
+    return float(np.mean(values))
+
+
+def background_rejection(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None,
+                         efficiency: float = 0.5, signal: int = 1) -> float:
+    """``1 / eps_B`` at signal efficiency ``efficiency`` (inf when no background passes)."""
+    y, _ = _signal_vs_rest(labels, scores, signal)
+    if y.min() == y.max():
+        return math.nan
+    fpr, tpr, _ = roc_curve(labels, scores, weights, signal)
+    eps_b = float(np.interp(efficiency, tpr, fpr))
+    return math.inf if eps_b <= 0 else 1.0 / eps_b
+
+
+class _Gathered(Metric):
+    """Keeps (scores, labels, weights) of every batch; ``compute`` gathers them over ranks."""
+
+    higher_is_better = True
+
+    def reset(self) -> None:
+        super().reset()
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        w = torch.ones(target.shape[0]) if weight is None else weight
+        self.parts.append((preds.detach().float().cpu().numpy(), target.detach().reshape(-1).cpu().numpy(),
+                           w.detach().double().reshape(-1).cpu().numpy()))
+
+    def gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [p for rank in all_gather_object(self.parts) for p in rank]
+        if not parts:
+            return np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+    def compute(self) -> float:
+        scores, labels, weights = self.gathered()
+        return self._from(labels, scores, weights) if len(labels) else math.nan
+
+
+class ROCAUC(_Gathered):
+    """Weighted ROC AUC from class probabilities; ``signal=None`` averages one-vs-rest over classes."""
+
+    def __init__(self, signal: int | None = 1) -> None:
+        self.signal = signal
+        super().__init__()
+
+    def _from(self, labels, scores, weights) -> float:
+        return roc_auc(labels, scores, weights, self.signal)
+
+
+class BackgroundRejection(_Gathered):
+    """Weighted ``1 / eps_B`` at a fixed signal efficiency (e.g. 0.3 or 0.5)."""
+
+    def __init__(self, efficiency: float = 0.5, signal: int = 1) -> None:
+        self.efficiency, self.signal = efficiency, signal
+        super().__init__()
+
+    def _from(self, labels, scores, weights) -> float:
+        return background_rejection(labels, scores, weights, self.efficiency, self.signal)

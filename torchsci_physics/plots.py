@@ -1,0 +1,70 @@
+"""ROC curves and score distributions as PNG files (matplotlib; the mplhep style when it is installed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from torchsci_physics.metrics import roc_auc, roc_curve
+
+
+def _pyplot():
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    try:
+        import mplhep  # noqa: PLC0415
+
+        plt.style.use(mplhep.style.ROOT)
+    except ImportError:
+        pass
+    return plt
+
+
+def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], path: str | os.PathLike,
+             signal: int = 1, signal_name: str = "signal", background_name: str = "background") -> Path:
+    """Background rejection vs signal efficiency for each ``{label: (labels, scores, weights)}``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, (labels, scores, weights) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores, weights, signal)
+        keep = fpr > 0
+        ax.plot(tpr[keep], 1 / fpr[keep], label=f"{name} (AUC {roc_auc(labels, scores, weights, signal):.3f})")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{signal_name} efficiency")
+    ax.set_ylabel(f"{background_name} rejection (1 / efficiency)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_scores(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None, path: str | os.PathLike,
+                class_names: Sequence[str] = ("background", "signal"), signal: int = 1, bins: int = 40) -> Path:
+    """Normalised, weighted distributions of the ``signal`` score for each true class."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    s = np.asarray(scores)[:, signal]
+    w = np.ones(len(s)) if weights is None else np.asarray(weights)
+    for c, name in enumerate(class_names):
+        rows = np.asarray(labels) == c
+        ax.hist(s[rows], bins=bins, range=(0, 1), weights=w[rows], density=True, histtype="step", lw=1.5,
+                label=f"true {name}")
+    ax.set_xlabel(f"{class_names[signal]} score")
+    ax.set_ylabel("normalised")
+    ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
