@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(PY) examples/core_demo.py
+	$(PY) examples/physics_qg_tagging.py --run-dir runs/physics_qg
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks

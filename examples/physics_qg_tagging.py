@@ -2,9 +2,11 @@
 
 Reads ``uproot-issue96.root`` (scikit-hep-testdata 0.3.12: no download), trains a tagger on even
 events, reports the weighted ROC AUC and background rejection on odd events against the charged-
-multiplicity cut, writes ROC and score plots and a friend tree of scores next to the input.
+multiplicity cut, writes ROC and score plots and a friend tree of scores into the run folder.
 
-    PYTHONPATH=. python examples/physics_qg_tagging.py --model physics/particlenet --epochs 10
+    python examples/physics_qg_tagging.py --model physics/particlenet --epochs 10
+
+The same training from the command line: ``torchsci train experiment=physics/qg_tagging``.
 """
 
 from __future__ import annotations
@@ -66,5 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     main()
