@@ -27,10 +27,13 @@ from torchsci.errors import (
     ConformanceError,
     DataError,
     DeviceError,
+    ExportError,
     PretrainedWeightsError,
     RegistryError,
     TorchsciError,
 )
+from torchsci import export  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
+from torchsci.export import load_exported
 from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
 from torchsci.seed import seed_everything
 from torchsci.task import ClassificationTask, RegressionTask, SupervisedTask, Task
@@ -40,8 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
-    "DeviceError", "EarlyStopping", "FitResult", "Padded", "Precision", "PretrainedWeights",
+    "DeviceError", "EarlyStopping", "ExportError", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
-    "Trainer", "TrainingDiverged", "create_model", "list_models", "load_model", "load_state", "load_weights",
+    "Trainer", "TrainingDiverged", "create_model", "list_models", "export", "load_exported", "load_model", "load_state", "load_weights",
     "move_to", "pad_sequences", "registry", "resolve_device", "save_state", "seed_everything",
 ]
