@@ -17,6 +17,7 @@ Examples
 'step-000000004.ckpt'
 """
 
+from torchsci import export  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
 from torchsci.callbacks import Callback, EarlyStopping
 from torchsci.checkpoint import load_state, load_weights, save_state
 from torchsci.data import DataSplits, Padded, pad_sequences
@@ -32,8 +33,8 @@ from torchsci.errors import (
     RegistryError,
     TorchsciError,
 )
-from torchsci import export  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
 from torchsci.export import load_exported
+from torchsci.hybrid import compile, compile_enabled, set_compile
 from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
 from torchsci.seed import seed_everything
 from torchsci.task import ClassificationTask, RegressionTask, SupervisedTask, Task
@@ -45,6 +46,6 @@ __all__ = [
     "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
     "DeviceError", "EarlyStopping", "ExportError", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
-    "Trainer", "TrainingDiverged", "create_model", "list_models", "export", "load_exported", "load_model", "load_state", "load_weights",
-    "move_to", "pad_sequences", "registry", "resolve_device", "save_state", "seed_everything",
+    "Trainer", "TrainingDiverged", "compile", "compile_enabled", "create_model", "list_models", "export", "load_exported", "load_model", "load_state", "load_weights",
+    "move_to", "pad_sequences", "registry", "resolve_device", "save_state", "seed_everything", "set_compile",
 ]
