@@ -468,10 +468,12 @@ def optimize_for_inference(model: nn.Module, example_inputs: tuple) -> Callable[
     import torch._inductor.config as inductor_config  # noqa: PLC0415
 
     model = model.eval()
-    compiled = torch.compile(model, backend="inductor")
+    # Inductor reads freezing from its global config while compiling, which may happen at any call with
+    # a new shape, so every call patches it. Passing it also as an option gives this compilation a backend
+    # of its own: otherwise dynamo would reuse a graph this model already compiled without freezing.
+    compiled = torch.compile(model, backend="inductor", options={"freezing": True})
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        # Freezing is read when a graph compiles, which may happen at any call with a new shape.
         with torch.no_grad(), inductor_config.patch(freezing=True):
             return compiled(*args, **kwargs)
 

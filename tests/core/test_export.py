@@ -275,11 +275,17 @@ def test_cli_exports_a_registered_model_and_a_checkpoint(tmp_path, capsys):
 def test_optimize_for_inference_freezes_weights_with_inductor(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     torch._dynamo.reset()
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
-    fast = torchsci.export.optimize_for_inference(model, (torch.randn(3, 1, 6, 6),))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 2)).eval()
     x = torch.randn(3, 1, 6, 6)
     with torch.no_grad():
-        torch.testing.assert_close(fast(x), model(x), atol=1e-5, rtol=1e-4)
-    assert not model.training
-    assert not torch._inductor.config.freezing  # switched on only while compiling, not for the whole process
+        before = model(x)
+        torch.compile(model, backend="inductor")(x)  # an unfrozen graph in dynamo's cache must not be reused
+    fast = torchsci.export.optimize_for_inference(model, (x,))
+    torch.testing.assert_close(fast(x), before, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    # frozen: the weights are constants in the compiled code, so the change is not seen
+    torch.testing.assert_close(fast(x), before, atol=1e-5, rtol=1e-4)
+    assert not torch._inductor.config.freezing  # switched on only around calls, not for the whole process
     torch._dynamo.reset()
