@@ -382,8 +382,13 @@ def export(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            expected = model(*example_inputs)
+        try:
+            with torch.no_grad():
+                expected = model(*example_inputs)
+        except Exception as exc:
+            raise ExportError(f"export: {type(model).__name__} fails on the example inputs of shape "
+                              f"{_shapes(example_inputs)} ({type(exc).__name__}: {exc}); pass inputs it accepts "
+                              "(on the command line: --example-shape).") from exc
         items = _count_items(example_inputs, expected, batch_of, dynamic)
         notes: list[str] = []
         if format == "torchscript":

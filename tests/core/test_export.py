@@ -268,6 +268,8 @@ def test_cli_exports_a_registered_model_and_a_checkpoint(tmp_path, capsys):
                  "-o", str(out)]) == 0
     x = torch.randn(5, 3)
     torch.testing.assert_close(load_exported(out)(x), fitted.eval()(x))
+    with pytest.raises(ExportError, match=r"MLP fails on the example inputs of shape \[\(4, 7\)\]"):
+        _cli(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--example-shape", "4,7", "-o", str(out)])
     with pytest.raises(ExportError, match="comma-separated"):
         _cli(["export", "core/mlp", "--example-shape", "four", "-o", str(tmp_path)])
 
