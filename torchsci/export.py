@@ -186,7 +186,7 @@ def _write_onnx(program: Any, inputs: tuple, path: Path) -> None:
     onnx_program = torch.onnx.export(program, inputs, dynamo=True, verbose=False)
     onnx_program.save(str(path))
     proto = onnx.load(str(path))
-    names = [n for n in program.graph_signature.user_inputs]
+    names = list(program.graph_signature.user_inputs)
     meta = {_ONNX_INPUTS_KEY: json.dumps(names)}
     with contextlib.suppress(Exception):  # an output type pytree cannot serialise: the loader returns a tuple
         meta[_ONNX_OUT_SPEC_KEY] = pytree.treespec_dumps(program.call_spec.out_spec)
