@@ -6,7 +6,7 @@ the machine hits both alike. Wall and CPU time are both reported: with one torch
 load on a shared machine. The Trainer runs with its defaults for checkpoints and logging minus
 TensorBoard (an epoch-end checkpoint and a CSV log are included in its time).
 
-    python benchmarks/core_trainer_overhead.py [--repeats 7] [--threads 1]
+    python benchmarks/core_trainer_overhead.py [--repeats 7] [--threads 1] [--epochs 1]
 """
 
 from __future__ import annotations
@@ -33,24 +33,25 @@ def make_model() -> torch.nn.Module:
     return MLP(FEATURES, 1, hidden=(256, 256))
 
 
-def plain_epoch(data: TensorDataset) -> tuple[float, float]:
+def plain_epoch(data: TensorDataset, epochs: int) -> tuple[float, float]:
     model = make_model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = DataLoader(data, batch_size=BATCH, shuffle=True)
     start, cpu = time.perf_counter(), time.process_time()
     model.train()
-    for x, y in loader:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    for _ in range(epochs):
+        for x, y in loader:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def trainer_epoch(data: TensorDataset) -> tuple[float, float]:
+def trainer_epoch(data: TensorDataset, epochs: int) -> tuple[float, float]:
     model = make_model()
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = torchsci.Trainer(max_epochs=1, batch_size=BATCH, device="cpu", run_dir=run_dir, tensorboard=False,
+        trainer = torchsci.Trainer(max_epochs=epochs, batch_size=BATCH, device="cpu", run_dir=run_dir, tensorboard=False,
                                    verbose=False, progress=False)
         start, cpu = time.perf_counter(), time.process_time()
         trainer.fit(model, torchsci.RegressionTask(), data)
@@ -70,19 +71,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1, help="epochs per timed run (amortises the Trainer's set-up)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, FEATURES, generator=g)
     data = TensorDataset(x, x[:, :1] * 2 - x[:, 1:2])
-    plain_epoch(data), trainer_epoch(data)  # warm-up (allocator, first-call costs)
+    plain_epoch(data, 1), trainer_epoch(data, 1)  # warm-up (allocator, first-call costs)
     plain, ours = [], []
     for _ in range(args.repeats):
-        plain.append(plain_epoch(data))
-        ours.append(trainer_epoch(data))
-    steps = N // BATCH
+        plain.append(plain_epoch(data, args.epochs))
+        ours.append(trainer_epoch(data, args.epochs))
+    steps = N // BATCH * args.epochs
     print(f"load average: {os.getloadavg()[0]:.2f}; torch threads: {args.threads}; torch {torch.__version__}; "
-          f"{args.repeats} interleaved pairs of one epoch ({steps} steps) each")
+          f"{args.repeats} interleaved pairs of {args.epochs} epoch(s) ({steps} steps) each")
     for i, kind in enumerate(("wall", "CPU")):
         p = [t[i] for t in plain]
         o = [t[i] for t in ours]

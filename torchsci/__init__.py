@@ -17,6 +17,7 @@ Examples
 'step-000000004.ckpt'
 """
 
+from torchsci import export  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
 from torchsci.callbacks import Callback, EarlyStopping
 from torchsci.checkpoint import load_state, load_weights, save_state
 from torchsci.config import compose
@@ -28,10 +29,13 @@ from torchsci.errors import (
     ConformanceError,
     DataError,
     DeviceError,
+    ExportError,
     PretrainedWeightsError,
     RegistryError,
     TorchsciError,
 )
+from torchsci.export import load_exported
+from torchsci.hybrid import compile, compile_enabled, set_compile
 from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
 from torchsci.runner import run
 from torchsci.seed import seed_everything
@@ -42,8 +46,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
-    "DeviceError", "EarlyStopping", "FitResult", "Padded", "Precision", "PretrainedWeights",
+    "DeviceError", "EarlyStopping", "ExportError", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
-    "Trainer", "TrainingDiverged", "compose", "create_model", "list_models", "load_model", "load_state", "load_weights",
-    "move_to", "pad_sequences", "registry", "resolve_device", "run", "save_state", "seed_everything",
+    "Trainer", "TrainingDiverged", "compile", "compile_enabled", "compose", "create_model", "export", "list_models",
+    "load_exported", "load_model", "load_state", "load_weights", "move_to", "pad_sequences", "registry",
+    "resolve_device", "run", "save_state", "seed_everything", "set_compile",
 ]

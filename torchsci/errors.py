@@ -40,3 +40,7 @@ class DataError(TorchsciError, ValueError):
 
 class ConformanceError(TorchsciError, AssertionError):
     """A model failed one or more checks of :func:`torchsci.testing.check_model`."""
+
+
+class ExportError(TorchsciError, RuntimeError):
+    """An export failed, or the exported artifact disagrees with eager (names the format and the difference)."""

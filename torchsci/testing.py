@@ -6,14 +6,16 @@ records the reason in ``known_gaps``; nothing is skipped silently.
 
 Checks: ``eval_deterministic``, ``batch_consistency`` (batch 1, 2 and the full odd-sized example agree
 item by item), ``non_contiguous`` inputs, ``float64``, ``backward`` (finite gradients reach every
-parameter), ``state_dict`` round-trip through safetensors, ``export:pt2`` (``torch.export`` with a
-dynamic batch, parity on another batch size) and, when asked, ``gradcheck``.
+parameter), ``state_dict`` round-trip through safetensors, ``export:<format>`` for each format asked
+(:func:`torchsci.export`: the artifact is written, read back and compared with eager on inputs of other
+shapes than the example) and, when asked, ``gradcheck``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from torchsci.errors import ConformanceError
+from torchsci.export import FORMATS
 
 
 def map_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:
@@ -112,7 +115,8 @@ def check_model(
     known_gaps
         ``{check name: reason}`` for checks this model cannot pass; they are reported, not run.
     exports
-        Export formats whose parity is checked (``"pt2"``: ``torch.export`` with a dynamic batch).
+        Export formats whose parity is checked: ``"pt2"``, ``"onnx"``, ``"aoti"``, ``"torchscript"``
+        (see :func:`torchsci.export`; a gap is recorded as ``"export:onnx"``).
     gradcheck
         Also run ``torch.autograd.gradcheck`` in float64 (for small layers).
 
@@ -207,18 +211,15 @@ def check_model(
             got = other(*inputs)
         return None if _max_diff(got, expected) == 0 else "weights saved and loaded through safetensors change the output"
 
-    def export_pt2() -> str | None:
-        # Every dim may vary (Dim.AUTO): export keeps dynamic what the model allows and pins the rest.
-        auto = torch.export.Dim.AUTO
-        dynamic = map_tensors(lambda t: {i: auto for i in range(t.dim())}, inputs)
-        program = torch.export.export(ref, inputs, dynamic_shapes=dynamic)
-        size = _batch_size((expected,))
-        other = pick(inputs, [*range(size), 0])  # a larger batch than the one traced
-        with torch.no_grad():
-            want = ref(*other)
-            got = program.module()(*other)
-        return None if _close(got, want, atol, rtol) else \
-            f"the exported program differs from eager on batch {size + 1} by {_max_diff(got, want):.3g}"
+    def exported(fmt: str) -> Callable[[], str | None]:
+        def check() -> str | None:
+            from torchsci.export import export  # noqa: PLC0415
+
+            with tempfile.TemporaryDirectory(prefix="torchsci-check-") as tmp:
+                export(ref, inputs, format=fmt, path=tmp, batch_of=batch_of, atol=atol, rtol=rtol)
+            return None
+
+        return check
 
     def grad_check() -> str | None:
         m64 = copy.deepcopy(ref).double()
@@ -240,9 +241,9 @@ def check_model(
     run("backward", backward)
     run("state_dict", state_dict)
     for fmt in exports:
-        if fmt != "pt2":
-            raise ValueError(f"exports={fmt!r}: only 'pt2' is checked by the core so far")
-        run("export:pt2", export_pt2)
+        if fmt not in FORMATS:
+            raise ValueError(f"exports={fmt!r}: choose from {', '.join(FORMATS)}")
+        run(f"export:{fmt}", exported(fmt))
     if gradcheck:
         run("gradcheck", grad_check)
     if failures:

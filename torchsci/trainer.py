@@ -35,6 +35,7 @@ from torchsci.checkpoint import CheckpointDir, load_state
 from torchsci.data import make_loader
 from torchsci.device import Precision, move_to, resolve_device
 from torchsci.errors import CheckpointError, ConfigError, TorchsciError
+from torchsci.hybrid import compile_enabled
 from torchsci.loggers import CSVLog, TensorBoardLog
 from torchsci.metrics import Mean
 from torchsci.seed import capture_rng, restore_rng, seed_everything, set_deterministic
@@ -111,6 +112,10 @@ class Trainer:
         one summary line per epoch.
     callbacks
         :class:`~torchsci.callbacks.Callback` objects, e.g. :class:`~torchsci.callbacks.EarlyStopping`.
+    compile
+        Train through ``torch.compile`` of the whole model: ``True``, or a dict of ``torch.compile``
+        settings (``{"mode": "max-autotune"}``). Checkpoints are unaffected (the compiled wrapper is never
+        saved); the global switch (``TORCHSCI_COMPILE=0``, ``torchsci.set_compile(False)``) turns it off.
 
     Examples
     --------
@@ -152,6 +157,7 @@ class Trainer:
         progress: bool | None = None,
         verbose: bool = True,
         callbacks: Sequence[Callback] = (),
+        compile: bool | dict[str, Any] = False,  # noqa: A002 (the setting's natural name)
     ) -> None:
         if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)} or pass a callable.")
@@ -178,6 +184,7 @@ class Trainer:
         self.progress, self.verbose = progress, verbose
         self.callbacks = list(callbacks)
         self.should_stop = False
+        self.compile = compile
         self.dist = distributed.env_info()
         self.device = resolve_device(device, self.dist.local_rank)
         self.precision = Precision(precision, self.device)
@@ -342,6 +349,8 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if self.compile and compile_enabled():
+            ddp_model = torch.compile(ddp_model, **(self.compile if isinstance(self.compile, dict) else {}))
         for cb in self.callbacks:
             cb.on_fit_start(self)
 
