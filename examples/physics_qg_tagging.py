@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import torchsci
 from torchsci_physics.datasets import issue96_path

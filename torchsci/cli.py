@@ -39,7 +39,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-HYDRA_COMMANDS = ("train", "evaluate", "predict")
+HYDRA_COMMANDS = ("train", "evaluate", "predict", "export")
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                      "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
 
@@ -93,13 +93,22 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     return 0
 
 
+def _plain_export(argv: Sequence[str]) -> bool:
+    """``torchsci export model.ckpt --format onnx`` (a model first, no key=value) is the one-shot export;
+    ``torchsci export experiment=... ckpt=...`` is the config-driven one."""
+    return argv[0] == "export" and len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchsci", description="torchsci: science on PyTorch.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
-    for command in HYDRA_COMMANDS:
+    for command in HYDRA_COMMANDS[:-1]:
         sub.add_parser(command, help=f"config-driven {command} (torchsci {command} --help lists experiments)",
                        add_help=False)
+    from torchsci.export import add_export_command  # noqa: PLC0415
+
+    add_export_command(sub)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'neuro/*'")
     p.add_argument("--pretrained", action="store_true", help="only models with shipped weights")
@@ -118,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in HYDRA_COMMANDS:
+    if argv and argv[0] in HYDRA_COMMANDS and not _plain_export(argv):
         return run_hydra(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -130,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    from torchsci.errors import TorchsciError  # noqa: PLC0415
+
+    try:
+        return int(args.func(args) or 0)
+    except TorchsciError as exc:
+        print(f"torchsci {' '.join(argv[:1])}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

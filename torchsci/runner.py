@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from torchsci.config import _plain, instantiate, validate
-from torchsci.data import DataSplits
+from torchsci.data import DataSplits, make_loader
 from torchsci.errors import ConfigError
 from torchsci.registry import registry
 from torchsci.seed import seed_everything
 from torchsci.trainer import Trainer
 
-COMMANDS = ("train", "evaluate", "predict")
+COMMANDS = ("train", "evaluate", "predict", "export")
 
 
 def _run_dir(cfg: Any) -> Path:
@@ -110,12 +110,31 @@ def _save_predictions(preds: Any, output: Path) -> Path:
     return output
 
 
+def _export(cfg: Any, trainer: Trainer, model: torch.nn.Module, task: Any, splits: DataSplits, run_dir: Path) -> dict:
+    """Export the weights in ``ckpt``, traced on a real batch of the data (test split first)."""
+    import torchsci.export as exporting  # noqa: PLC0415
+
+    data = next(s for s in (splits.test, splits.val, splits.train) if s is not None)
+    loader = make_loader(data, batch_size=max(2, trainer.eval_batch_size), train=False, seed=cfg.seed,
+                         collate_fn=splits.collate_fn)
+    batch = next(iter(loader))
+    model = trainer._prepare_eval(model, cfg.ckpt).cpu().eval()
+    spec = getattr(model, "torchsci_spec", None)
+    batch_of = registry.models[spec["name"]].batch_of if spec else None
+    result = exporting.export(model, task.model_inputs(model, batch), format=cfg.export.format,
+                              path=cfg.export.output or run_dir / "export", batch_of=batch_of)
+    print(result.report, file=sys.stderr)
+    return {"path": str(result.path), "max_abs_diff": result.report.max_abs_diff,
+            "max_rel_diff": result.report.max_rel_diff, "dynamic_dims": result.report.dynamic_dims}
+
+
 def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     """Run ``command`` on a composed config and return its results (also written to ``results.json``).
 
     ``train`` fits (resuming when ``resume`` is set) and tests the best checkpoint on the test split;
     ``evaluate`` scores the weights in ``ckpt`` on the validation and test splits; ``predict`` writes
-    the predictions of ``ckpt`` on ``predict.split`` to ``predict.output``.
+    the predictions of ``ckpt`` on ``predict.split`` to ``predict.output``; ``export`` writes ``ckpt`` as
+    ``export.format`` (traced on a real batch, parity-checked) to ``export.output``.
     """
     from omegaconf import OmegaConf  # noqa: PLC0415
 
@@ -146,12 +165,14 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
             if data is not None:
                 scores = trainer._evaluate(trainer._prepare_eval(model, cfg.ckpt), task, data, splits.collate_fn, split)
                 results[split] = scores
+    elif command == "export":
+        results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:
         preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
                                 ckpt_path=cfg.ckpt)
         results["predictions"] = str(_save_predictions(preds, Path(cfg.predict.output)))
     _write_json(run_dir / "results.json", results)
-    summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint")}
+    summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint", "export")}
     if summary and trainer.dist.is_main:
         print(json.dumps(_jsonable(summary), indent=2, allow_nan=True), file=sys.stdout)
     return results

@@ -28,9 +28,13 @@ class Task:
     monitor: str = "val/loss"
     monitor_mode: str = "min"
 
+    def model_inputs(self, model: nn.Module, batch: Any) -> tuple:
+        """The positional inputs ``model`` takes for ``batch`` (export traces the model with them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which parts of a batch are model inputs")
+
     def forward(self, model: nn.Module, batch: Any) -> Any:
         """Run ``model`` on ``batch`` and return its outputs."""
-        raise NotImplementedError
+        return model(*self.model_inputs(model, batch))
 
     def loss(self, outputs: Any, batch: Any) -> torch.Tensor:
         """A scalar loss to minimise."""
@@ -76,9 +80,9 @@ class SupervisedTask(Task):
             return batch[0], (batch[1] if len(batch) > 1 else None), (batch[2] if len(batch) > 2 else None)
         return batch, None, None
 
-    def forward(self, model, batch):
+    def model_inputs(self, model, batch):
         inputs, _, _ = self.unpack(batch)
-        return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+        return tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
 
     def target(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         _, target, weight = self.unpack(batch)

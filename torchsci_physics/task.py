@@ -50,6 +50,9 @@ class TaggingTask(Task):
                             "give the dataset particles= (for particle inputs) or features=.")
         return [batch[n] for n in names]
 
+    def model_inputs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple:
+        return tuple(self.inputs(model, batch))
+
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(*self.inputs(model, batch))
 

@@ -161,3 +161,20 @@ def test_installed_non_editable_package_runs_from_any_directory(tmp_path):
     out = cli("train", *SMOKE, cwd=elsewhere, env=env)
     assert out.returncode == 0, out.stderr
     assert len(list((elsewhere / "outputs").glob("*/*_oscillator/results.json"))) == 1
+
+
+def test_export_from_a_config_and_from_a_checkpoint(tmp_path):
+    torchsci.run(torchsci.compose([*SMOKE, f"run_dir={tmp_path / 'run'}"]))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    out = torchsci.run(torchsci.compose([*SMOKE, f"ckpt={ckpt}", "export.format=onnx",
+                                         f"export.output={tmp_path / 'm.onnx'}", f"run_dir={tmp_path / 'exp'}"]), "export")
+    assert out["export"]["max_abs_diff"] < 1e-5 and (tmp_path / "m.onnx").is_file()
+    runner = torchsci.load_exported(tmp_path / "m.onnx")
+    import torch
+
+    assert tuple(torch.as_tensor(runner(torch.randn(7, 3))).shape) == (7, 1)
+    plain = cli("export", str(ckpt), "--format", "pt2", "--example-shape", "4,3", "-o", str(tmp_path / "pt2"),
+                cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    wrong = cli("export", str(ckpt), "--format", "pt2", "-o", str(tmp_path / "pt2"), cwd=tmp_path)
+    assert wrong.returncode == 2 and "--example-shape" in wrong.stderr and "Traceback" not in wrong.stderr
