@@ -1,13 +1,15 @@
 """Callbacks: the two moments a run can be steered from outside, the start of fit and the end of an epoch.
 
 Checkpointing, logging and progress are the Trainer's own job; callbacks are for decisions such as
-stopping early. A callback's ``state_dict`` goes into every checkpoint, so a resumed run remembers it.
+stopping early, and for per-step bookkeeping such as weight averaging. A callback's ``state_dict`` goes into every checkpoint, so a resumed run remembers it.
 """
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from torchsci.errors import ConfigError
 
@@ -20,6 +22,9 @@ class Callback:
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Called once after the model, optimizer and (on resume) state are ready."""
+
+    def on_train_step_end(self, trainer: Trainer, model: torch.nn.Module, step: int) -> None:
+        """Called after every optimizer step with the (unwrapped) model and the new step count."""
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """Called after each epoch's validation with that epoch's metrics."""

@@ -313,7 +313,7 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{part} needs a 'name' (a registered {part}) or a '_target_'.")
         try:
             if part == "model":
-                fn = registry._entry(name).factory
+                fn = registry.model_entry(name).factory
             else:
                 fn = registry._lookup(table, "dataset" if part == "data" else "task", name)
         except RegistryError as exc:

@@ -150,7 +150,8 @@ class Registry:
             register(self)
 
     # -- reading
-    def _entry(self, name: str) -> ModelEntry:
+    def model_entry(self, name: str) -> ModelEntry:
+        """A registered model's entry: factory, example inputs (for tests and export), shipped weights."""
         self.load_plugins()
         if name not in self.models:
             close = difflib.get_close_matches(name, self.models, n=3)
@@ -166,7 +167,7 @@ class Registry:
                       if fnmatch.fnmatch(n, pattern) and (e.pretrained or not pretrained))
 
     def create_model(self, name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
-        entry = self._entry(name)
+        entry = self.model_entry(name)
         weights = None
         if pretrained:
             tag = pretrained if isinstance(pretrained, str) else next(iter(entry.pretrained), None)

@@ -19,6 +19,7 @@ import datetime
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -126,7 +127,7 @@ class Trainer:
     >>> trainer = Trainer(max_epochs=2, batch_size=16, run_dir=tempfile.mkdtemp(), verbose=False, tensorboard=False)
     >>> result = trainer.fit(torch.nn.Linear(3, 1), RegressionTask(), data, val_data=data)
     >>> sorted(result.history[-1])
-    ['epoch', 'lr', 'step', 'train/loss', 'val/loss', 'val/mae', 'val/rmse']
+    ['epoch', 'lr', 'step', 'train/items_per_s', 'train/loss', 'val/loss', 'val/mae', 'val/rmse']
     """
 
     def __init__(
@@ -360,13 +361,16 @@ class Trainer:
         last_path = resume_path
         try:
             while progress.epoch < self.max_epochs and not self._steps_done(progress) and not self.should_stop:
+                started, items_before = time.perf_counter(), progress.loss_count
                 mid_epoch, complete = self._train_epoch(ddp_model, task, train_data, collate_fn, optimizer, scheduler,
                                                         scaler, progress, ckpt, state_fn, csv_log, tb_log)
                 if mid_epoch is not None:
                     last_path = mid_epoch
                 metrics = {"epoch": progress.epoch, "step": progress.step,
                            "lr": optimizer.param_groups[0]["lr"],
-                           "train/loss": progress.loss_sum / max(progress.loss_count, 1e-12)}
+                           "train/loss": progress.loss_sum / max(progress.loss_count, 1e-12),
+                           "train/items_per_s": (progress.loss_count - items_before) * self.dist.world_size
+                           / max(time.perf_counter() - started, 1e-9)}
                 if val_data is not None:
                     metrics.update(self._evaluate(model, task, val_data, collate_fn, "val"))
                 for cb in self.callbacks:
@@ -455,11 +459,7 @@ class Trainer:
                 bar.update(1)
                 if not boundary:
                     continue
-                self._optimizer_step(model, optimizer, scaler)
-                progress.step += 1
-                if scheduler is not None and self.scheduler_interval == "step" \
-                        and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step()
+                self._optimizer_step(model, optimizer, scheduler, scaler, progress)
                 if progress.step % self.log_every == 0:
                     self._flush_window(progress, window, optimizer, csv_log, tb_log, bar)
                 if self.checkpoint_every and progress.step % self.checkpoint_every == 0 and progress.batch_in_epoch != total:
@@ -470,13 +470,13 @@ class Trainer:
                 if self._steps_done(progress) and progress.batch_in_epoch != total:
                     self._fold_window(progress, window)
                     return last_path, False
-        if progress.batch_in_epoch % self.accumulate != 0:  # leftover micro-batches of a stream
-            self._optimizer_step(model, optimizer, scaler)
-            progress.step += 1
+        if progress.batch_in_epoch % self.accumulate != 0 and total is None:  # a stream's leftover micro-batches
+            self._optimizer_step(model, optimizer, scheduler, scaler, progress)
         self._fold_window(progress, window)
         return last_path, True
 
-    def _optimizer_step(self, model, optimizer, scaler) -> None:
+    def _optimizer_step(self, model, optimizer, scheduler, scaler, progress: Progress) -> None:
+        """One optimizer step on the accumulated gradients, then the step counter, callbacks and schedule."""
         if self.clip is not None:
             if scaler is not None:
                 scaler.unscale_(optimizer)
@@ -487,6 +487,12 @@ class Trainer:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        progress.step += 1
+        for cb in self.callbacks:
+            cb.on_train_step_end(self, _unwrap(model), progress.step)
+        if scheduler is not None and self.scheduler_interval == "step" \
+                and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step()
 
     def _fold_window(self, progress: Progress, window: list[tuple[torch.Tensor, int]]) -> float:
         """Move the window's step losses into the epoch's running train loss; return their mean.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import subprocess
 import sys
 import textwrap
@@ -291,3 +292,25 @@ def test_optimize_for_inference_freezes_weights_with_inductor(tmp_path, monkeypa
     torch.testing.assert_close(fast(x), before, atol=1e-5, rtol=1e-4)
     assert not torch._inductor.config.freezing  # switched on only around calls, not for the whole process
     torch._dynamo.reset()
+
+
+class _GuardedRatio(torch.nn.Module):
+    """z = a / (a + b + eps) and sqrt(a^2 + eps): finite at a = b = 0 only through the epsilon."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return a / (a + b + 1e-8), torch.sqrt(a * a + 1e-8)
+
+
+def test_onnx_keeps_small_epsilons(tmp_path):
+    """torch 2.13's ONNX graph optimiser deletes ``x + 1e-8``; torchsci exports without it (found on ParT)."""
+    a = torch.tensor([[0.0, 1.0, 2.0], [0.0, 3.0, 0.5]])
+    result = torchsci.export(_GuardedRatio(), (a, torch.zeros_like(a)), format="onnx", path=tmp_path)
+    z, root = (torch.as_tensor(o) for o in torchsci.load_exported(result.path)(a, torch.zeros_like(a)))
+    assert torch.isfinite(z).all() and root[0, 0] == pytest.approx(1e-4)
+
+
+def test_nan_in_an_artifact_is_reported_as_nan_not_zero():
+    from torchsci.export import _diffs
+
+    abs_diff, _, _, why = _diffs((torch.tensor([float("nan"), 1.0]),), (torch.tensor([0.0, 1.0]),))
+    assert math.isnan(abs_diff) and "NaN" in why

@@ -176,3 +176,22 @@ def test_iterable_dataset_with_accumulation_and_resume(tmp_path):
 def test_bad_settings_are_config_errors(tmp_path, kwargs, match):
     with pytest.raises(torchsci.ConfigError, match=match):
         _trainer(tmp_path, **kwargs)
+
+
+def test_step_hook_sees_every_optimizer_step(tmp_path):
+    class Average(torchsci.Callback):
+        """A running average of the weights, updated after each step (what EMA/SWA callbacks do)."""
+
+        def __init__(self):
+            self.steps, self.mean = [], None
+
+        def on_train_step_end(self, trainer, model, step):
+            self.steps.append(step)
+            flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+            self.mean = flat if self.mean is None else self.mean + (flat - self.mean) / len(self.steps)
+
+    avg = Average()
+    _trainer(tmp_path, max_epochs=2, batch_size=32, accumulate_grad_batches=2, callbacks=[avg]).fit(
+        _linear(), RegressionTask(), _regression(96))
+    assert avg.steps == [1, 2, 3, 4]  # 3 batches an epoch, 2 per step, the leftover stepped at epoch end
+    assert avg.mean.shape == (5,)
