@@ -22,9 +22,10 @@ def register(registry) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     import rdkit  # noqa: F401,PLC0415 (an ImportError here marks the plug-in unavailable, as the registry expects)
 
-    from torchsci_chem import datasets, models  # noqa: PLC0415
+    from torchsci_chem import datasets, inference, models  # noqa: PLC0415
     from torchsci_chem.task import PropertyTask  # noqa: PLC0415
 
     models.register(registry)
     datasets.register(registry)
     registry.register_task("chem/property")(PropertyTask)
+    registry.register_command("chem", inference.add_commands)

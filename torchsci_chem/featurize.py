@@ -139,13 +139,16 @@ def parse_smiles(smiles: str, standardize: Sequence[str] = (), max_atoms: int | 
 def _parse(smiles: Any, steps: Sequence[Any], max_atoms: int | None) -> Chem.Mol:
     if not isinstance(smiles, str) or not smiles.strip():
         raise _Invalid("empty or not a string")
-    mol = Chem.MolFromSmiles(smiles, sanitize=False)
-    if mol is None:
-        raise _Invalid("RDKit cannot parse it")
-    try:
-        Chem.SanitizeMol(mol)
-    except Exception as exc:  # RDKit raises several unrelated types (valence, kekulisation, ...)
-        raise _Invalid(f"RDKit cannot sanitise it ({exc})") from None
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:  # parse again without sanitising, only to say why
+        raw = Chem.MolFromSmiles(smiles, sanitize=False)
+        if raw is None:
+            raise _Invalid("RDKit cannot parse it")
+        try:
+            Chem.SanitizeMol(raw)
+        except Exception as exc:  # RDKit raises several unrelated types (valence, kekulisation, ...)
+            raise _Invalid(f"RDKit cannot sanitise it ({exc})") from None
+        raise _Invalid("RDKit cannot sanitise it")
     for step in steps:
         mol = step(mol)
     if mol.GetNumAtoms() == 0:

@@ -20,6 +20,7 @@ from torch import nn
 
 from torchsci.errors import ConfigError
 from torchsci.models import MLP
+from torchsci.registry import PretrainedWeights
 from torchsci_chem.featurize import ATOM_FEATURES, BOND_FEATURES
 
 
@@ -208,8 +209,17 @@ def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tu
     return picked + tuple(e.index_select(0, idx) for e in extra)
 
 
+ESOL_WEIGHTS = PretrainedWeights(
+    "torchsci_chem", "weights/esol-dmpnn.safetensors", sha256="0" * 64,
+    kwargs={"members": 3, "hidden": 32, "ffn_hidden": 32},
+    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
+)
+
+
 def register(registry) -> None:
     registry.register_model("chem/dmpnn", example_inputs=example_graph_inputs, batch_of=select_molecules)(dmpnn)
+    registry.register_model("chem/dmpnn_ensemble", example_inputs=example_graph_inputs, batch_of=select_molecules,
+                            pretrained={"esol": ESOL_WEIGHTS})(dmpnn_ensemble)
     registry.register_model("chem/fingerprint_mlp", example_inputs=lambda: ((torch.rand(3, 2048) > 0.9).float(),))(
         fingerprint_mlp)
 
@@ -219,7 +229,7 @@ def dmpnn(**kwargs) -> DMPNN:
     return DMPNN(**kwargs)
 
 
-def dmpnn_ensemble(members: int = 5, **kwargs) -> DMPNNEnsemble:
+def dmpnn_ensemble(members: int = 3, **kwargs) -> DMPNNEnsemble:
     """``chem/dmpnn_ensemble``: :class:`DMPNNEnsemble`, the mean of ``members`` D-MPNNs."""
     return DMPNNEnsemble(members, **kwargs)
 
