@@ -210,8 +210,9 @@ def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tu
 
 
 ESOL_WEIGHTS = PretrainedWeights(
-    "torchsci_chem", "weights/esol-dmpnn.safetensors", sha256="0" * 64,
-    kwargs={"members": 3, "hidden": 32, "ffn_hidden": 32},
+    "torchsci_chem", "weights/esol-dmpnn.safetensors",
+    sha256="3f7309a7548d2badf690e5747347e307d99af49ea1df47da68d3cf65553c956e",
+    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200},
     description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
 )
 
