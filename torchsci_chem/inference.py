@@ -38,7 +38,6 @@ def load(model: str | Path | nn.Module) -> nn.Module:
     raise ConfigError(f"model={model!r} is neither a shipped model ({', '.join(PRETRAINED)}) nor a checkpoint file.")
 
 
-@torch.no_grad()
 def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
             standardize: Sequence[str] = (), on_invalid: str = "raise", batch_size: int = 256,
             n_jobs: int = 1) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -86,12 +85,13 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     means, stds = [], []
     for start in range(0, len(out.graphs), batch_size):
         batch = torchsci.move_to(collate_graphs(out.graphs[start:start + batch_size]), device, dtype)
-        if members is not None:
-            each = members(*batch.inputs())
-            means.append(each.mean(0).cpu())
-            stds.append(each.std(0, unbiased=False).cpu())
-        else:
-            means.append(net(*batch.inputs()).cpu())
+        with torch.no_grad():
+            if members is not None:
+                each = members(*batch.inputs())
+                means.append(each.mean(0).cpu())
+                stds.append(each.std(0, unbiased=False).cpu())
+            else:
+                means.append(net(*batch.inputs()).cpu())
     n_tasks = _num_tasks(net)
     mean = np.full((len(smiles), n_tasks), np.nan)
     std = np.full((len(smiles), n_tasks), np.nan)

@@ -147,12 +147,15 @@ class DMPNNEnsemble(nn.Module):
             raise ConfigError(f"DMPNNEnsemble(members={members}): need at least one member.")
         self.members = nn.ModuleList(DMPNN(**kwargs) for _ in range(members))
 
-    def forward_members(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward_members(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor,
+                        molecule: torch.Tensor, molecule_sizes: torch.Tensor,
+                        extra: torch.Tensor | None = None) -> torch.Tensor:
         """Predictions of every member, ``(members, n_molecules, num_tasks)``."""
-        return torch.stack([m(*inputs) for m in self.members])
+        return torch.stack([m(atoms, bonds, edge_index, molecule, molecule_sizes, extra) for m in self.members])
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.forward_members(*inputs).mean(dim=0)
+    def forward(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
+                molecule_sizes: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_members(atoms, bonds, edge_index, molecule, molecule_sizes, extra).mean(dim=0)
 
 
 class FingerprintMLP(_Standardised):

@@ -1,0 +1,88 @@
+"""The pretrained ESOL model one call away, and the 'torchsci chem' commands (offline)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import torchsci
+import torchsci_chem
+from torchsci import ConfigError, DataError
+from torchsci.cli import main
+from torchsci.registry import registry
+from torchsci_chem.models import DMPNN, ESOL_WEIGHTS
+
+
+def test_esol_one_call_gives_logs_and_ensemble_spread():
+    logs = torchsci_chem.predict(["CCO", "c1ccccc1O"], model="esol")
+    assert logs.shape == (2,) and logs.dtype == np.float64
+    assert logs[0] > logs[1] > -2  # ethanol is miscible, phenol about 0.9 mol/L (logS ~ 0)
+    mean, std = torchsci_chem.predict(["CCO", "c1ccccc1O", "ClC(Cl)(Cl)Cl"], model="esol", return_std=True)
+    assert np.allclose(mean[:2], logs) and (std > 0).all()
+
+
+def test_esol_weights_are_checksummed_package_files():
+    path = ESOL_WEIGHTS.path()
+    assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == ESOL_WEIGHTS.sha256
+    assert "chem/dmpnn_ensemble" in torchsci.list_models("chem/*", pretrained=True)
+
+
+def test_bad_smiles_in_predict_raise_or_become_nan_with_a_warning():
+    with pytest.raises(DataError, match="row 1: 'C1CC'"):
+        torchsci_chem.predict(["CCO", "C1CC"])
+    with pytest.warns(UserWarning, match="(?s)row 1: 'C1CC'.*NaN"):
+        out = torchsci_chem.predict(["CCO", "C1CC", "CCN"], on_invalid="skip")
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
+    with pytest.raises(ConfigError, match="no uncertainty"):
+        torchsci_chem.predict(["CCO"], model=DMPNN(hidden=8), return_std=True)
+    with pytest.raises(ConfigError, match="neither a shipped model"):
+        torchsci_chem.predict(["CCO"], model="no-such-model")
+
+
+def test_cli_predict_writes_the_input_columns_and_predictions(tmp_path):
+    src = tmp_path / "molecules.csv"
+    src.write_text("name,smiles\nethanol,CCO\nphenol,c1ccccc1O\n")
+    out = tmp_path / "predictions.csv"
+    assert main(["chem", "predict", "--model", "esol", str(src), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["name"] for r in rows] == ["ethanol", "phenol"]
+    assert float(rows[0]["prediction"]) == pytest.approx(torchsci_chem.predict(["CCO"])[0], abs=1e-4)
+    assert float(rows[1]["prediction_std"]) > 0
+    with pytest.raises(DataError, match="no column 'smiles'"):
+        (tmp_path / "bad.csv").write_text("name,smi\nx,CCO\n")
+        main(["chem", "predict", str(tmp_path / "bad.csv"), "-o", str(out)])
+
+
+def test_cli_train_then_predict_with_the_checkpoint(tmp_path):
+    data = tmp_path / "data.csv"
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{'C' * k}{'O' * (k % 3)},{rng.normal():.3f}\n" for k in range(1, 31))
+    data.write_text("smiles,logS\n" + rows)
+    run = tmp_path / "run"
+    assert main(["chem", "train", str(data), "--smiles", "smiles", "--target", "logS", "-o", str(run),
+                 "--epochs", "2", "--hidden", "16", "--device", "cpu"]) == 0
+    info = json.loads((run / "split.json").read_text())
+    assert info["seed"] == 0 and len(info["indices"]["test"]) == 3
+    ckpt = run / "checkpoints" / "best.ckpt"
+    out = tmp_path / "p.csv"
+    assert main(["chem", "predict", "--model", str(ckpt), str(data), "-o", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 30
+
+
+def test_experiment_config_names_registered_parts():
+    import yaml  # hydra's dependency
+
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "configs/experiment/chem/esol.yaml").read_text())
+    data = registry.create_dataset(cfg["data"].pop("name"), **cfg["data"])
+    model = torchsci.create_model(cfg["model"].pop("name"), **{**data.model_kwargs, **cfg["model"]})
+    task = registry.create_task(cfg["task"].pop("name"), **cfg["task"])
+    graph, y = data.collate_fn([data.train[0], data.train[1]])
+    assert task.loss(task.forward(model, (graph, y)), (graph, y)).isfinite()
+    assert isinstance(torchsci.Trainer(**cfg["trainer"], run_dir="unused", device="cpu"), torchsci.Trainer)
+    assert torch.is_tensor(model.target_std)
