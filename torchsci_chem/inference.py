@@ -165,8 +165,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from torchsci_chem.attribution import draw_attributions  # noqa: PLC0415
+
+    weights = draw_attributions(args.smiles, args.output, args.model, args.task)
+    print(f"wrote {args.output}; gradient x input per atom: {np.round(weights, 3).tolist()}", file=sys.stderr)
+    return 0
+
+
 def add_commands(sub: Any) -> None:
-    """``torchsci chem predict`` and ``torchsci chem train``."""
+    """``torchsci chem predict``, ``torchsci chem train`` and ``torchsci chem explain``."""
     p = sub.add_parser("predict", help="predict properties for a CSV of SMILES")
     p.add_argument("molecules", help="CSV file with a SMILES column")
     p.add_argument("-o", "--output", required=True, help="CSV to write: the input columns plus predictions")
@@ -192,3 +200,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("explain", help="draw per-atom attributions of a prediction to a PNG")
+    p.add_argument("smiles")
+    p.add_argument("-o", "--output", required=True, help="PNG file")
+    p.add_argument("--model", default="esol", help=f"shipped model ({', '.join(PRETRAINED)}) or a checkpoint")
+    p.add_argument("--task", type=int, default=0, help="which output of a multi-task model")
+    p.set_defaults(func=_cmd_explain)

@@ -86,3 +86,25 @@ def test_experiment_config_names_registered_parts():
     assert task.loss(task.forward(model, (graph, y)), (graph, y)).isfinite()
     assert isinstance(torchsci.Trainer(**cfg["trainer"], run_dir="unused", device="cpu"), torchsci.Trainer)
     assert torch.is_tensor(model.target_std)
+
+
+def test_atom_attributions_follow_the_atoms_and_draw_a_png(tmp_path):
+    from rdkit import Chem
+
+    from torchsci_chem.attribution import atom_attributions, draw_attributions
+
+    smiles = "CC(=O)Oc1ccccc1C(=O)O"
+    weights = draw_attributions(smiles, tmp_path / "aspirin.png")
+    assert (tmp_path / "aspirin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert weights.shape == (13,) and np.isfinite(weights).all() and np.abs(weights).max() > 0
+    order = list(range(13))[::-1]
+    mol = Chem.RenumberAtoms(Chem.MolFromSmiles(smiles), order)
+    renumbered = Chem.MolToSmiles(mol, canonical=False)
+    written = list(mol.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])  # atom i of the new SMILES
+    assert np.allclose(atom_attributions(renumbered), weights[[order[j] for j in written]], atol=1e-5)
+
+
+def test_cli_explain_writes_a_png(tmp_path):
+    out = tmp_path / "phenol.png"
+    assert main(["chem", "explain", "c1ccccc1O", "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
