@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(PY) examples/core_demo.py
+	$(VENV)/bin/torchsci chem predict --model esol examples/data/molecules.csv -o runs/chem_predictions.csv
+	cat runs/chem_predictions.csv
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks
