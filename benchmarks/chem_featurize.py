@@ -1,7 +1,7 @@
 """Featurisation speed: torchsci_chem.featurize against a plain RDKit-to-numpy loop, same molecules, one run.
 
-The plain loop is the way featurisers are usually written (and how chemprop's is): per atom, a Python
-list of one-hot blocks built with ``list.index``, then ``np.array``. Both produce the same features.
+The plain loop is the usual way a featuriser is written: per atom, a Python list of one-hot blocks
+built with ``list.index``, then ``np.array`` per molecule. Both produce the same features (checked).
 Rounds are interleaved so that load on the shared machine hits both alike; the load average is printed.
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/chem_featurize.py --repeat 3
