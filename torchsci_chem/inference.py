@@ -71,9 +71,10 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     """
     net = load(model)
     members = getattr(net, "forward_members", None)
-    if return_std and members is None:
-        raise ConfigError(f"{type(net).__name__} is a single model: no uncertainty is available; use an ensemble "
-                          "(model='esol') or call without return_std.")
+    mve = getattr(net, "predicts_variance", False)
+    if return_std and members is None and not mve:
+        raise ConfigError(f"{type(net).__name__} is a single model without a variance head: no uncertainty is "
+                          "available; use an ensemble (model='esol') or a D-MPNN trained with uncertainty='mve'.")
     if getattr(net, "extra_features", 0):
         raise ConfigError("this model needs per-molecule extra features; build GraphBatch.extra yourself and call it.")
     smiles = list(smiles)
@@ -90,6 +91,10 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
                 each = members(*batch.inputs())
                 means.append(each.mean(0).cpu())
                 stds.append(each.std(0, unbiased=False).cpu())
+            elif mve:
+                mean_part, variance = net(*batch.inputs()).chunk(2, dim=1)
+                means.append(mean_part.cpu())
+                stds.append(variance.sqrt().cpu())
             else:
                 means.append(net(*batch.inputs()).cpu())
     n_tasks = _num_tasks(net)
@@ -123,9 +128,9 @@ def _read_smiles(path: Path, column: str) -> tuple[list[dict[str, str]], list[st
 def _cmd_predict(args: argparse.Namespace) -> int:
     rows, smiles = _read_smiles(Path(args.molecules), args.smiles)
     net = load(args.model)
-    ensemble = hasattr(net, "forward_members")
-    result = predict(smiles, net, return_std=ensemble, on_invalid=args.on_invalid, n_jobs=args.jobs)
-    mean, std = result if ensemble else (result, None)
+    has_std = hasattr(net, "forward_members") or getattr(net, "predicts_variance", False)
+    result = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs)
+    mean, std = result if has_std else (result, None)
     mean = mean.reshape(len(rows), -1)
     names = [args.column] if mean.shape[1] == 1 else [f"{args.column}_{k}" for k in range(mean.shape[1])]
     fields = list(rows[0]) if rows else [args.smiles]
@@ -150,7 +155,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
                                    split=args.split, seed=args.seed, on_invalid=args.on_invalid)
-    model = torchsci.create_model(args.model, **{"hidden": args.hidden, **data.model_kwargs})
+    extra = {"uncertainty": args.uncertainty} if args.uncertainty else {}
+    model = torchsci.create_model(args.model, **{"hidden": args.hidden, **extra, **data.model_kwargs})
     task = registry.create_task("chem/property", kind=args.kind)
     trainer = torchsci.Trainer(max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler="cosine",
                                seed=args.seed, run_dir=args.output, device=args.device)
@@ -197,6 +203,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=300)
+    p.add_argument("--uncertainty", choices=["mve"], help="also predict a variance (mean-variance estimation)")
     p.add_argument("--device", default="auto")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.set_defaults(func=_cmd_train)

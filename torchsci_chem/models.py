@@ -69,6 +69,10 @@ class DMPNN(_Standardised):
         Outputs per molecule.
     extra_features
         Width of optional per-molecule features (descriptors, fingerprints) concatenated before the head.
+    uncertainty
+        ``"mve"`` (mean-variance estimation): the head also predicts a variance per task, and the output
+        is ``(n_molecules, 2 * num_tasks)``, the means then the variances, both in original units;
+        train it with :class:`torchsci_chem.task.PropertyTask`, which then minimises the Gaussian NLL.
     target_mean, target_std, extra_mean, extra_std
         Standardisation fitted on the training split (predictions come back in original units).
 
@@ -85,10 +89,13 @@ class DMPNN(_Standardised):
 
     def __init__(self, atom_features: int = ATOM_FEATURES, bond_features: int = BOND_FEATURES, hidden: int = 300,
                  depth: int = 3, readout: str = "mean", ffn_hidden: int = 300, ffn_layers: int = 2,
-                 dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0,
+                 dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0, uncertainty: str | None = None,
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
                  extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None) -> None:
         super().__init__()
+        if uncertainty not in (None, "mve"):
+            raise ConfigError(f"DMPNN(uncertainty={uncertainty!r}): use None or 'mve'.")
+        self.predicts_variance = uncertainty == "mve"
         if readout not in ("mean", "sum", "norm"):
             raise ConfigError(f"DMPNN(readout={readout!r}): use 'mean', 'sum' or 'norm'.")
         if depth < 1:
@@ -98,7 +105,8 @@ class DMPNN(_Standardised):
         self.w_h = nn.Linear(hidden, hidden, bias=False)
         self.w_o = nn.Linear(atom_features + hidden, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.head = MLP(hidden + extra_features, num_tasks, hidden=(ffn_hidden,) * (ffn_layers - 1), dropout=dropout)
+        outputs = 2 * num_tasks if self.predicts_variance else num_tasks
+        self.head = MLP(hidden + extra_features, outputs, hidden=(ffn_hidden,) * (ffn_layers - 1), dropout=dropout)
         self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
 
     def encode(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
@@ -129,7 +137,12 @@ class DMPNN(_Standardised):
                 raise ConfigError(f"this DMPNN was built with extra_features={self.extra_features}; pass the "
                                   "per-molecule extra features (GraphBatch.extra).")
             z = torch.cat([z, self._scale_extra(extra)], dim=1)
-        return self._unscale(self.head(z))
+        out = self.head(z)
+        if not self.predicts_variance:
+            return self._unscale(out)
+        mean, raw = out.chunk(2, dim=1)
+        variance = (torch.nn.functional.softplus(raw) + 1e-6) * self.target_std ** 2
+        return torch.cat([self._unscale(mean), variance], dim=1)
 
 
 class DMPNNEnsemble(nn.Module):

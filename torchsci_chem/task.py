@@ -25,10 +25,12 @@ from torchsci_chem.featurize import GraphBatch
 
 @dataclasses.dataclass
 class PropertyOutputs:
-    """A model's predictions (original units, or logits) and the per-task scale of the regression loss."""
+    """A model's predictions (original units, or logits), the per-task scale of the regression loss, and
+    the predicted variance of mean-variance-estimation models (else ``None``)."""
 
     prediction: torch.Tensor
     scale: torch.Tensor | None
+    variance: torch.Tensor | None = None
 
 
 class MaskedRMSE(Metric):
@@ -91,8 +93,9 @@ class PropertyTask(Task):
     Parameters
     ----------
     kind
-        ``"regression"`` (MSE on the standardised scale; RMSE/MAE in original units) or
-        ``"classification"`` (binary cross-entropy per task on logits; ROC AUC).
+        ``"regression"`` (MSE on the standardised scale, or the Gaussian negative log-likelihood for
+        models that predict a variance; RMSE/MAE in original units) or ``"classification"`` (binary
+        cross-entropy per task on logits; ROC AUC).
 
     Examples
     --------
@@ -119,6 +122,11 @@ class PropertyTask(Task):
         else:
             pred = model(inputs)
         scale = getattr(core, "target_std", None) if self.kind == "regression" else None
+        if getattr(core, "predicts_variance", False):
+            if self.kind != "regression":
+                raise ConfigError("mean-variance estimation (uncertainty='mve') is for regression only.")
+            mean, variance = pred.chunk(2, dim=1)
+            return PropertyOutputs(mean, scale, variance)
         return PropertyOutputs(pred, scale)
 
     @staticmethod
@@ -137,9 +145,12 @@ class PropertyTask(Task):
         filled = torch.nan_to_num(target)
         if self.kind == "regression":
             residual = outputs.prediction - filled
+            variance = outputs.variance
             if outputs.scale is not None:
                 residual = residual / outputs.scale
-            per_entry = residual ** 2
+                variance = None if variance is None else variance / outputs.scale ** 2
+            # Gaussian negative log-likelihood (up to a constant) when the model predicts its variance.
+            per_entry = residual ** 2 if variance is None else 0.5 * (variance.log() + residual ** 2 / variance)
         else:
             per_entry = F.binary_cross_entropy_with_logits(outputs.prediction, filled, reduction="none")
         return torch.where(mask, per_entry, 0.0).sum() / mask.sum().clamp_min(1)

@@ -16,6 +16,7 @@ import torchsci_chem
 from torchsci import ConfigError, DataError
 from torchsci.cli import main
 from torchsci.registry import registry
+from torchsci_chem.featurize import collate_graphs, featurize
 from torchsci_chem.models import DMPNN, ESOL_WEIGHTS
 
 
@@ -108,3 +109,13 @@ def test_cli_explain_writes_a_png(tmp_path):
     out = tmp_path / "phenol.png"
     assert main(["chem", "explain", "c1ccccc1O", "-o", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_mean_variance_model_gives_its_own_std():
+    torch.manual_seed(0)
+    model = DMPNN(hidden=16, ffn_hidden=8, uncertainty="mve", target_mean=[-2.0], target_std=[2.0]).eval()
+    mean, std = torchsci_chem.predict(["CCO", "c1ccccc1O"], model=model, return_std=True)
+    assert mean.shape == std.shape == (2,) and (std > 0).all()
+    with torch.no_grad():
+        out = model(*collate_graphs(featurize(["CCO"]).graphs).inputs())
+    assert mean[0] == pytest.approx(float(out[0, 0]), abs=1e-5) and std[0] == pytest.approx(float(out[0, 1].sqrt()), abs=1e-5)

@@ -122,3 +122,20 @@ def test_dataset_items_collate_into_graph_batches():
     graph, y = ds.collate([ds[i] for i in range(3)])
     assert graph.num_molecules == 3 and y.shape == (3, 1)
     assert PropertyTask().batch_size((graph, y)) == 3
+
+
+def test_mean_variance_estimation_head_and_gaussian_nll():
+    torch.manual_seed(0)
+    model = DMPNN(hidden=16, ffn_hidden=8, num_tasks=2, uncertainty="mve", target_mean=[1.0, 2.0], target_std=[2.0, 3.0])
+    check_model(model, example_graph_inputs(), batch_of=select_molecules)
+    out = model(*example_graph_inputs())
+    assert out.shape == (3, 4) and (out[:, 2:] > 0).all()
+    task = PropertyTask()
+    outputs = task.forward(model, (collate_graphs(featurize(SMILES[:3]).graphs), None))
+    assert outputs.prediction.shape == (3, 2) and outputs.variance.shape == (3, 2)
+    # standardised residual 1 with standardised variance 1 -> 0.5 * (log 1 + 1) = 0.5
+    nll = task.loss(PropertyOutputs(torch.tensor([[3.0]]), torch.tensor([2.0]), torch.tensor([[4.0]])),
+                    (None, torch.tensor([[1.0]])))
+    assert float(nll) == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="uncertainty"):
+        DMPNN(uncertainty="evidential")
