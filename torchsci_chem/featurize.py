@@ -312,7 +312,7 @@ def featurize(smiles: Sequence[str], *, standardize: Sequence[str] = (), max_ato
         Molecules with more heavy atoms are invalid (``None``: no limit).
     on_invalid
         ``"raise"``: one :class:`torchsci.DataError` listing every failed row; ``"skip"``: drop them,
-        listing them in :attr:`Featurized.invalid` (and a warning-free :meth:`Featurized.report`).
+        listing them in :attr:`Featurized.invalid` (summarised by :meth:`Featurized.report`).
     n_jobs
         Worker processes (``1``: this process).
     cache

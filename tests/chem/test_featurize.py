@@ -10,17 +10,13 @@ from torchsci import ConfigError, DataError
 from torchsci_chem import featurize as F
 
 
-def _col(block_offset: int, i: int) -> int:
-    return block_offset + i
-
-
 def test_ethanol_atoms_and_bonds():
     g = F.featurize(["CCO"]).graphs[0]
     assert g.atoms.shape == (3, F.ATOM_FEATURES) and g.bonds.shape == (4, F.BOND_FEATURES)
     c, o = F.ELEMENTS.index(6), F.ELEMENTS.index(8)
     assert g.atoms[0, c] == 1 and g.atoms[2, o] == 1 and g.atoms[:, : len(F.ELEMENTS) + 1].sum() == 3
-    assert g.atoms[2, _col(F._HS_OFF, 1)] == 1  # the hydroxyl O carries one hydrogen
-    assert g.atoms[0, _col(F._DEG_OFF, 4)] == 1  # total degree counts hydrogens
+    assert g.atoms[2, F._HS_OFF + 1] == 1  # the hydroxyl O carries one hydrogen
+    assert g.atoms[0, F._DEG_OFF + 4] == 1  # total degree counts hydrogens
     assert np.allclose(g.atoms[:, -1], [0.12011, 0.12011, 0.15999], atol=1e-4)
     assert (g.bonds[:, F._BT[int(Chem.BondType.SINGLE)]] == 1).all()
 
