@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchsci_chem.featurize import collate_graphs, featurize, parse_smiles
-from torchsci_chem.inference import load
+from torchsci.errors import ConfigError
+from torchsci_chem.featurize import featurize, parse_smiles
+from torchsci_chem.inference import core_module, load, model_inputs
 
 
 def atom_attributions(smiles: str, model: str | Path | nn.Module = "esol", task: int = 0) -> np.ndarray:
@@ -27,10 +28,11 @@ def atom_attributions(smiles: str, model: str | Path | nn.Module = "esol", task:
     (7,)
     """
     net = load(model)
-    batch = collate_graphs(featurize([smiles]).graphs)
-    atoms = batch.atoms.to(next(net.parameters()).dtype).requires_grad_(True)
-    inputs = (atoms, *batch.inputs()[1:])
-    prediction = net(*inputs)[0, task]
+    if not getattr(core_module(net), "takes_graph", True):
+        raise ConfigError(f"{type(net).__name__} does not see atoms; attributions need a graph model (chem/dmpnn).")
+    inputs = next(model_inputs(net, featurize([smiles]).graphs, [smiles]))
+    atoms = inputs[0].detach().requires_grad_(True)
+    prediction = net(atoms, *inputs[1:])[0, task]
     (grad,) = torch.autograd.grad(prediction, atoms)
     return (grad * atoms).sum(dim=1).detach().double().numpy()
 

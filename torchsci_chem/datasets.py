@@ -30,14 +30,12 @@ from torchsci_chem.featurize import (
     collate_graphs,
     describe_invalid,
     featurize,
+    molecule_features,
     mols_to_graphs,
-    morgan_fingerprints,
     parse_smiles,
-    rdkit_descriptors,
 )
 
 ESOL_TARGET = "measured log solubility in mols per litre"
-EXTRA_KINDS = ("morgan", "morgan_counts", "descriptors")
 
 
 class MoleculeDataset(Dataset):
@@ -54,6 +52,7 @@ class MoleculeDataset(Dataset):
         self.targets = np.full((len(self.graphs), 0), np.nan, np.float32) if targets is None else targets
         self.target_names = list(target_names)
         self.extra = extra
+        self.extra_kind: str | None = None
         self.skipped = list(skipped)
 
     def __len__(self) -> int:
@@ -64,8 +63,10 @@ class MoleculeDataset(Dataset):
 
     def subset(self, indices: Sequence[int]) -> MoleculeDataset:
         idx = np.asarray(indices, dtype=np.int64)
-        return MoleculeDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], self.targets[idx],
+        part = MoleculeDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], self.targets[idx],
                                self.target_names, None if self.extra is None else self.extra[idx])
+        part.extra_kind = self.extra_kind
+        return part
 
     @staticmethod
     def collate(items: Sequence[tuple]) -> tuple[GraphBatch, torch.Tensor]:
@@ -73,14 +74,10 @@ class MoleculeDataset(Dataset):
         targets = torch.from_numpy(np.stack([it[2] for it in items]).astype(np.float32))
         return collate_graphs([it[0] for it in items], extra), targets
 
-    def add_extra(self, kind: str) -> None:
+    def add_extra(self, kind: str, standardize: Sequence[str] = ()) -> None:
         """Compute per-molecule extra features: ``"morgan"``, ``"morgan_counts"`` or ``"descriptors"``."""
-        if kind not in EXTRA_KINDS:
-            raise ConfigError(f"extra={kind!r}: choose one of {', '.join(EXTRA_KINDS)} or None.")
-        if kind == "descriptors":
-            self.extra = rdkit_descriptors(self.smiles)[0]
-        else:
-            self.extra = morgan_fingerprints(self.smiles, counts=kind == "morgan_counts")
+        self.extra = molecule_features(self.smiles, kind, standardize)
+        self.extra_kind = kind
 
 
 def _number(value: str, path: Path, line: int, column: str) -> float:
@@ -170,7 +167,7 @@ class SmilesCSVDataset(MoleculeDataset):
         super().__init__(graphs, names, y[keep], target_cols, skipped=invalid)
         self.path, self.rows = path, [lines[i] for i in keep]
         if extra is not None:
-            self.add_extra(extra)
+            self.add_extra(extra, standardize)
 
 
 class SDFDataset(MoleculeDataset):
@@ -222,7 +219,7 @@ class SDFDataset(MoleculeDataset):
         targets_arr = np.array(y, dtype=np.float32).reshape(len(mols), len(target_cols))
         super().__init__(mols_to_graphs(mols), names, targets_arr, target_cols, skipped=invalid)
         if extra is not None:
-            self.add_extra(extra)
+            self.add_extra(extra, standardize)
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -327,7 +324,7 @@ def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequen
     if dataset.extra is not None:
         x = dataset.extra[train_idx].astype(np.float64)
         x_std = x.std(axis=0)
-        model_kwargs.update(extra_features=int(x.shape[1]), extra_mean=x.mean(axis=0).tolist(),
+        model_kwargs.update(extra_features=int(x.shape[1]), extra_kind=dataset.extra_kind, extra_mean=x.mean(axis=0).tolist(),
                             extra_std=np.where(x_std > 1e-8, x_std, 1.0).tolist())
     info = {"split": split, "seed": seed, "sizes": list(sizes), "targets": dataset.target_names,
             "indices": {k: v.tolist() for k, v in zip(("train", "val", "test"), parts, strict=True)},

@@ -462,3 +462,26 @@ def rdkit_descriptors(molecules: Iterable[str | Chem.Mol]) -> tuple[np.ndarray, 
     values = np.array([[r[n] for n in names] for r in rows], dtype=np.float64).reshape(len(rows), len(names))
     values = np.clip(np.nan_to_num(values, nan=0.0, posinf=1e5, neginf=-1e5), -1e5, 1e5)
     return values.astype(np.float32), names
+
+
+EXTRA_KINDS = ("morgan", "morgan_counts", "descriptors")
+
+
+def molecule_features(molecules: Iterable[str | Chem.Mol], kind: str, standardize: Sequence[str] = ()) -> np.ndarray:
+    """Per-molecule features of one ``kind`` (``"morgan"``, ``"morgan_counts"``, ``"descriptors"``), float32.
+
+    SMILES are parsed with the same ``standardize`` steps as the graphs, so that a model's extra
+    features at prediction time match those it was trained with.
+
+    Examples
+    --------
+    >>> from torchsci_chem.featurize import molecule_features
+    >>> molecule_features(["CCO", "CCN"], "morgan").shape
+    (2, 2048)
+    """
+    if kind not in EXTRA_KINDS:
+        raise ConfigError(f"extra={kind!r}: choose one of {', '.join(EXTRA_KINDS)} or None.")
+    mols = [m if isinstance(m, Chem.Mol) else parse_smiles(m, standardize) for m in molecules]
+    if kind == "descriptors":
+        return rdkit_descriptors(mols)[0]
+    return morgan_fingerprints(mols, counts=kind == "morgan_counts")

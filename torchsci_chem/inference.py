@@ -10,7 +10,7 @@ import argparse
 import csv
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from torch import nn
 
 import torchsci
 from torchsci.errors import ConfigError, DataError
-from torchsci_chem.featurize import collate_graphs, describe_invalid, featurize
+from torchsci_chem.featurize import MolGraph, collate_graphs, describe_invalid, featurize, molecule_features
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol")}
 """Shipped models by short name: (registered model, pretrained tag)."""
@@ -75,28 +75,23 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     if return_std and members is None and not mve:
         raise ConfigError(f"{type(net).__name__} is a single model without a variance head: no uncertainty is "
                           "available; use an ensemble (model='esol') or a D-MPNN trained with uncertainty='mve'.")
-    if getattr(net, "extra_features", 0):
-        raise ConfigError("this model needs per-molecule extra features; build GraphBatch.extra yourself and call it.")
     smiles = list(smiles)
     out = featurize(smiles, standardize=standardize, on_invalid=on_invalid, n_jobs=n_jobs)
     if out.invalid:
         warnings.warn(describe_invalid(out.invalid) + "\nTheir predictions are NaN.", stacklevel=2)
-    dtype = next(net.parameters()).dtype
-    device = next(net.parameters()).device
     means, stds = [], []
-    for start in range(0, len(out.graphs), batch_size):
-        batch = torchsci.move_to(collate_graphs(out.graphs[start:start + batch_size]), device, dtype)
+    for inputs in model_inputs(net, out.graphs, [smiles[i] for i in out.kept], standardize, batch_size):
         with torch.no_grad():
             if members is not None:
-                each = members(*batch.inputs())
+                each = members(*inputs)
                 means.append(each.mean(0).cpu())
                 stds.append(each.std(0, unbiased=False).cpu())
             elif mve:
-                mean_part, variance = net(*batch.inputs()).chunk(2, dim=1)
+                mean_part, variance = net(*inputs).chunk(2, dim=1)
                 means.append(mean_part.cpu())
                 stds.append(variance.sqrt().cpu())
             else:
-                means.append(net(*batch.inputs()).cpu())
+                means.append(net(*inputs).cpu())
     n_tasks = _num_tasks(net)
     mean = np.full((len(smiles), n_tasks), np.nan)
     std = np.full((len(smiles), n_tasks), np.nan)
@@ -109,9 +104,35 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     return (mean, std) if return_std else mean
 
 
+def core_module(net: nn.Module) -> nn.Module:
+    """The module holding the data-dependent settings (the first member of an ensemble)."""
+    return net.members[0] if hasattr(net, "members") else net
+
+
 def _num_tasks(net: nn.Module) -> int:
-    core = net.members[0] if hasattr(net, "members") else net
-    return int(core.target_mean.numel())
+    return int(core_module(net).target_mean.numel())
+
+
+def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[str], standardize: Sequence[str] = (),
+                 batch_size: int = 256) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Positional inputs of ``net`` for batches of molecules, with the extra features it was trained with."""
+    core = core_module(net)
+    extra = None
+    if getattr(core, "extra_features", 0):
+        kind = getattr(core, "extra_kind", None)
+        if kind is None:
+            raise ConfigError("this model takes per-molecule extra features of an unrecorded kind; build "
+                              "GraphBatch.extra yourself and call the model.")
+        extra = molecule_features(smiles, kind, standardize)
+        if extra.shape[1] != core.extra_features:
+            raise ConfigError(f"this model was trained with {core.extra_features} '{kind}' features, but this "
+                              f"installation computes {extra.shape[1]} (a different RDKit version?); retrain it here.")
+    parameter = next(net.parameters())
+    for start in range(0, len(graphs), batch_size):
+        part = None if extra is None else extra[start:start + batch_size]
+        batch = torchsci.move_to(collate_graphs(graphs[start:start + batch_size], part), parameter.device,
+                                 parameter.dtype)
+        yield batch.inputs() if getattr(core, "takes_graph", True) else (batch.extra,)
 
 
 def _read_smiles(path: Path, column: str) -> tuple[list[dict[str, str]], list[str]]:

@@ -67,8 +67,10 @@ class DMPNN(_Standardised):
         Dropout on messages and in the head.
     num_tasks
         Outputs per molecule.
-    extra_features
-        Width of optional per-molecule features (descriptors, fingerprints) concatenated before the head.
+    extra_features, extra_kind
+        Width and kind (``"descriptors"``, ``"morgan"``, ...; see
+        :func:`torchsci_chem.featurize.molecule_features`) of optional per-molecule features
+        concatenated before the head; the kind lets :func:`torchsci_chem.predict` recompute them.
     uncertainty
         ``"mve"`` (mean-variance estimation): the head also predicts a variance per task, and the output
         is ``(n_molecules, 2 * num_tasks)``, the means then the variances, both in original units;
@@ -89,7 +91,8 @@ class DMPNN(_Standardised):
 
     def __init__(self, atom_features: int = ATOM_FEATURES, bond_features: int = BOND_FEATURES, hidden: int = 300,
                  depth: int = 3, readout: str = "mean", ffn_hidden: int = 300, ffn_layers: int = 2,
-                 dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0, uncertainty: str | None = None,
+                 dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0, extra_kind: str | None = None,
+                 uncertainty: str | None = None,
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
                  extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None) -> None:
         super().__init__()
@@ -100,7 +103,8 @@ class DMPNN(_Standardised):
             raise ConfigError(f"DMPNN(readout={readout!r}): use 'mean', 'sum' or 'norm'.")
         if depth < 1:
             raise ConfigError(f"DMPNN(depth={depth}): at least one message-passing step is needed.")
-        self.depth, self.readout, self.hidden, self.extra_features = depth, readout, hidden, extra_features
+        self.depth, self.readout, self.hidden = depth, readout, hidden
+        self.extra_features, self.extra_kind = extra_features, extra_kind
         self.w_i = nn.Linear(atom_features + bond_features, hidden, bias=False)
         self.w_h = nn.Linear(hidden, hidden, bias=False)
         self.w_o = nn.Linear(atom_features + hidden, hidden)
@@ -186,11 +190,12 @@ class FingerprintMLP(_Standardised):
     takes_graph = False
 
     def __init__(self, extra_features: int = 2048, hidden: Sequence[int] = (512, 256), dropout: float = 0.0,
-                 num_tasks: int = 1, target_mean: Sequence[float] | None = None,
+                 num_tasks: int = 1, extra_kind: str | None = "morgan", target_mean: Sequence[float] | None = None,
                  target_std: Sequence[float] | None = None, extra_mean: Sequence[float] | None = None,
                  extra_std: Sequence[float] | None = None) -> None:
         super().__init__()
         self.net = MLP(extra_features, num_tasks, hidden=tuple(hidden), dropout=dropout)
+        self.extra_features, self.extra_kind = extra_features, extra_kind
         self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -119,3 +119,25 @@ def test_a_mean_variance_model_gives_its_own_std():
     with torch.no_grad():
         out = model(*collate_graphs(featurize(["CCO"]).graphs).inputs())
     assert mean[0] == pytest.approx(float(out[0, 0]), abs=1e-5) and std[0] == pytest.approx(float(out[0, 1].sqrt()), abs=1e-5)
+
+
+def test_models_with_extra_features_recompute_them_at_prediction_time():
+    from torchsci_chem.featurize import molecule_features
+    from torchsci_chem.models import FingerprintMLP
+
+    torch.manual_seed(0)
+    smiles = ["CCO", "c1ccccc1O"]
+    fp_model = FingerprintMLP(extra_features=2048, hidden=[16], extra_kind="morgan_counts").eval()
+    with torch.no_grad():
+        want = fp_model(torch.as_tensor(molecule_features(smiles, "morgan_counts")))[:, 0].double().numpy()
+    assert np.allclose(torchsci_chem.predict(smiles, model=fp_model), want, atol=1e-6)
+    width = molecule_features(["C"], "descriptors").shape[1]
+    graph_model = DMPNN(hidden=16, ffn_hidden=8, extra_features=width, extra_kind="descriptors").eval()
+    graph = collate_graphs(featurize(smiles).graphs, molecule_features(smiles, "descriptors"))
+    with torch.no_grad():
+        want = graph_model(*graph.inputs())[:, 0].double().numpy()
+    assert np.allclose(torchsci_chem.predict(smiles, model=graph_model), want, atol=1e-6)
+    with pytest.raises(ConfigError, match="computes 2048"):
+        torchsci_chem.predict(smiles, model=DMPNN(hidden=8, extra_features=7, extra_kind="morgan"))
+    with pytest.raises(ConfigError, match="unrecorded kind"):
+        torchsci_chem.predict(smiles, model=DMPNN(hidden=8, extra_features=7))
