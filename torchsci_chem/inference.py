@@ -135,9 +135,32 @@ def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[st
         yield batch.inputs() if getattr(core, "takes_graph", True) else (batch.extra,)
 
 
-def _read_smiles(path: Path, column: str) -> tuple[list[dict[str, str]], list[str]]:
+def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows to copy into the output and their SMILES, from a CSV (``column``) or an SDF file."""
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
+    if path.suffix.lower() in (".sdf", ".sd"):
+        from rdkit import Chem, RDLogger  # noqa: PLC0415
+
+        rows, smiles, unreadable = [], [], []
+        RDLogger.DisableLog("rdApp.*")
+        try:
+            for record, mol in enumerate(Chem.SDMolSupplier(str(path)), start=1):
+                if mol is None:
+                    unreadable.append(record)
+                smi = "" if mol is None else Chem.MolToSmiles(mol)
+                props = {} if mol is None else {k: str(v) for k, v in mol.GetPropsAsDict().items()}
+                rows.append({"record": str(record), "smiles": smi, **props})
+                smiles.append(smi)
+        finally:
+            RDLogger.EnableLog("rdApp.*")
+        if unreadable and on_invalid == "raise":
+            raise DataError(f"{path}: RDKit cannot read or sanitise record(s) {unreadable[:20]}; fix them or pass "
+                            "--on-invalid skip (their predictions are left empty).")
+        if not rows:
+            raise DataError(f"{path}: no records (is it an SDF file?).")
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        return [{k: r.get(k, "") for k in keys} for r in rows], smiles
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if column not in (reader.fieldnames or []):
@@ -147,7 +170,7 @@ def _read_smiles(path: Path, column: str) -> tuple[list[dict[str, str]], list[st
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    rows, smiles = _read_smiles(Path(args.molecules), args.smiles)
+    rows, smiles = _read_molecules(Path(args.molecules), args.smiles, args.on_invalid)
     net = load(args.model)
     has_std = hasattr(net, "forward_members") or getattr(net, "predicts_variance", False)
     result = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs)
@@ -203,7 +226,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """``torchsci chem predict``, ``torchsci chem train`` and ``torchsci chem explain``."""
     p = sub.add_parser("predict", help="predict properties for a CSV of SMILES")
-    p.add_argument("molecules", help="CSV file with a SMILES column")
+    p.add_argument("molecules", help="CSV file with a SMILES column, or an SDF file")
     p.add_argument("-o", "--output", required=True, help="CSV to write: the input columns plus predictions")
     p.add_argument("--model", default="esol", help=f"shipped model ({', '.join(PRETRAINED)}) or a checkpoint")
     p.add_argument("--smiles", default="smiles", help="name of the SMILES column")

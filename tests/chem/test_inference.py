@@ -141,3 +141,27 @@ def test_models_with_extra_features_recompute_them_at_prediction_time():
         torchsci_chem.predict(smiles, model=DMPNN(hidden=8, extra_features=7, extra_kind="morgan"))
     with pytest.raises(ConfigError, match="unrecorded kind"):
         torchsci_chem.predict(smiles, model=DMPNN(hidden=8, extra_features=7))
+
+
+def test_cli_predict_reads_sdf_and_keeps_its_properties(tmp_path):
+    from rdkit import Chem
+
+    path = tmp_path / "mols.sdf"
+    with Chem.SDWriter(str(path)) as w:
+        for name, smi in [("ethanol", "CCO"), ("phenol", "c1ccccc1O")]:
+            m = Chem.MolFromSmiles(smi)
+            m.SetProp("name", name)
+            w.write(m)
+    out = tmp_path / "p.csv"
+    assert main(["chem", "predict", str(path), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["name"] for r in rows] == ["ethanol", "phenol"] and [r["record"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["prediction"]) == pytest.approx(torchsci_chem.predict(["c1ccccc1O"])[0], abs=1e-4)
+    broken = tmp_path / "broken.sdf"
+    broken.write_text(path.read_text() + Chem.MolToMolBlock(Chem.MolFromSmiles("CC(C)(C)(C)(C)C", sanitize=False),
+                                                            kekulize=False) + "$$$$\n")
+    with pytest.raises(DataError, match="record\\(s\\) \\[3\\]"):
+        main(["chem", "predict", str(broken), "-o", str(out)])
+    with pytest.warns(UserWarning, match="row 2: ''"):
+        assert main(["chem", "predict", str(broken), "-o", str(out), "--on-invalid", "skip"]) == 0
+    assert list(csv.DictReader(out.open()))[2]["prediction"] == ""
