@@ -225,7 +225,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """``torchsci chem predict``, ``torchsci chem train`` and ``torchsci chem explain``."""
-    p = sub.add_parser("predict", help="predict properties for a CSV of SMILES")
+    p = sub.add_parser("predict", help="predict properties for a CSV of SMILES or an SDF file")
     p.add_argument("molecules", help="CSV file with a SMILES column, or an SDF file")
     p.add_argument("-o", "--output", required=True, help="CSV to write: the input columns plus predictions")
     p.add_argument("--model", default="esol", help=f"shipped model ({', '.join(PRETRAINED)}) or a checkpoint")
