@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(PY) examples/core_demo.py
 	$(PY) examples/physics_qg_tagging.py --run-dir runs/physics_qg
+	$(VENV)/bin/torchsci chem predict --model esol examples/data/molecules.csv -o runs/chem_predictions.csv
+	cat runs/chem_predictions.csv
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks

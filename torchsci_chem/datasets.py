@@ -1,0 +1,362 @@
+"""Molecule datasets from CSV files of SMILES and SDF files, splits, and the registered ``chem/*`` datasets.
+
+Reading checks everything up front: a missing file or column, a non-numeric target, an unparsable
+SMILES is one :class:`torchsci.DataError` naming the file, the row and the column (or, with
+``on_invalid="skip"``, invalid molecules are dropped and listed in :attr:`MoleculeDataset.skipped`).
+Empty target cells and ``nan`` become NaN, which :class:`torchsci_chem.task.PropertyTask` masks out.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from torchsci.data import DataSplits
+from torchsci.errors import ConfigError, DataError
+from torchsci_chem.featurize import (
+    GraphBatch,
+    GraphCache,
+    InvalidMolecule,
+    MolGraph,
+    collate_graphs,
+    describe_invalid,
+    featurize,
+    molecule_features,
+    mols_to_graphs,
+    parse_smiles,
+)
+
+ESOL_TARGET = "measured log solubility in mols per litre"
+
+
+class MoleculeDataset(Dataset):
+    """Featurised molecules with targets ``(n, n_tasks)`` (NaN = not measured) and optional extra features.
+
+    Items are ``(MolGraph, extra row or None, target row)``; :meth:`collate` batches them into
+    ``(GraphBatch, targets)``.
+    """
+
+    def __init__(self, graphs: Sequence[MolGraph], smiles: Sequence[str], targets: np.ndarray | None = None,
+                 target_names: Sequence[str] = (), extra: np.ndarray | None = None,
+                 skipped: Sequence[InvalidMolecule] = ()) -> None:
+        self.graphs, self.smiles = list(graphs), list(smiles)
+        self.targets = np.full((len(self.graphs), 0), np.nan, np.float32) if targets is None else targets
+        self.target_names = list(target_names)
+        self.extra = extra
+        self.extra_kind: str | None = None
+        self.skipped = list(skipped)
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, i: int) -> tuple[MolGraph, np.ndarray | None, np.ndarray]:
+        return self.graphs[i], None if self.extra is None else self.extra[i], self.targets[i]
+
+    def subset(self, indices: Sequence[int]) -> MoleculeDataset:
+        idx = np.asarray(indices, dtype=np.int64)
+        part = MoleculeDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], self.targets[idx],
+                               self.target_names, None if self.extra is None else self.extra[idx])
+        part.extra_kind = self.extra_kind
+        return part
+
+    @staticmethod
+    def collate(items: Sequence[tuple]) -> tuple[GraphBatch, torch.Tensor]:
+        extra = None if items[0][1] is None else np.stack([it[1] for it in items])
+        targets = torch.from_numpy(np.stack([it[2] for it in items]).astype(np.float32))
+        return collate_graphs([it[0] for it in items], extra), targets
+
+    def add_extra(self, kind: str, standardize: Sequence[str] = ()) -> None:
+        """Compute per-molecule extra features: ``"morgan"``, ``"morgan_counts"`` or ``"descriptors"``."""
+        self.extra = molecule_features(self.smiles, kind, standardize)
+        self.extra_kind = kind
+
+
+def _number(value: str, path: Path, line: int, column: str) -> float:
+    text = value.strip()
+    if text == "" or text.lower() in ("nan", "na", "n/a"):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{path}, line {line}, column '{column}': target {value!r} is not a number; fix the "
+                        "value, or leave the cell empty to mark it as not measured.") from None
+
+
+class SmilesCSVDataset(MoleculeDataset):
+    """A CSV file with one or more SMILES columns and zero or more numeric target columns.
+
+    Several SMILES columns (e.g. solute and solvent) make one graph per row with one component per
+    column. Row labels in error messages are the file's line numbers.
+
+    Parameters
+    ----------
+    path
+        The CSV file (header in the first line).
+    smiles
+        Name of the SMILES column, or several names.
+    targets
+        Target column name(s); empty cells and ``nan`` are "not measured".
+    standardize, on_invalid, max_atoms, n_jobs, cache
+        As for :func:`torchsci_chem.featurize.featurize`.
+    extra
+        Optional per-molecule features: ``"morgan"``, ``"morgan_counts"`` or ``"descriptors"``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from torchsci_chem.datasets import SmilesCSVDataset
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> _ = p.write_text("smiles,logS\\nCCO,0.5\\nc1ccccc1,\\n")
+    >>> ds = SmilesCSVDataset(p, smiles="smiles", targets="logS")
+    >>> len(ds), ds.targets[:, 0].tolist()
+    (2, [0.5, nan])
+    """
+
+    def __init__(self, path: str | Path, smiles: str | Sequence[str] = "smiles",
+                 targets: str | Sequence[str] | None = None, *, standardize: Sequence[str] = (),
+                 on_invalid: str = "raise", max_atoms: int | None = 500, n_jobs: int = 1,
+                 cache: GraphCache | None = None, extra: str | None = None) -> None:
+        path = Path(path)
+        smiles_cols = [smiles] if isinstance(smiles, str) else list(smiles)
+        target_cols = [] if targets is None else [targets] if isinstance(targets, str) else list(targets)
+        if not smiles_cols:
+            raise ConfigError("SmilesCSVDataset needs at least one SMILES column (smiles=...).")
+        if not path.is_file():
+            raise DataError(f"{path}: no such file.")
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in smiles_cols + target_cols if c not in header]
+            if missing:
+                raise DataError(f"{path}: column(s) {missing} not found; the header has {header}.")
+            records = list(reader)
+        if not records:
+            raise DataError(f"{path}: no data rows below the header.")
+        lines = [reader_line + 2 for reader_line in range(len(records))]
+        short = [ln for ln, r in zip(lines, records, strict=True) if any(r[c] is None for c in smiles_cols + target_cols)]
+        if short:
+            raise DataError(f"{path}: line(s) {short[:10]} have fewer fields than the header (a truncated file?).")
+        y = np.array([[_number(r[c], path, ln, c) for c in target_cols] for ln, r in zip(lines, records, strict=True)],
+                     dtype=np.float32).reshape(len(records), len(target_cols))
+        keep = np.arange(len(records))
+        per_column: list[list[MolGraph]] = []
+        invalid: list[InvalidMolecule] = []
+        for col in smiles_cols:
+            column = [records[i][col] for i in keep]
+            out = featurize(column, standardize=standardize, max_atoms=max_atoms, on_invalid="skip", n_jobs=n_jobs,
+                            cache=cache, rows=[lines[i] for i in keep], source=f"{path}, column '{col}'")
+            invalid += out.invalid
+            per_column = [[g[k] for k in out.kept] for g in per_column] + [out.graphs]
+            keep = keep[out.kept]
+        if invalid and on_invalid == "raise":
+            raise DataError(describe_invalid(invalid, str(path)) + "\nFix or remove these rows, or pass "
+                            "on_invalid='skip' to drop them with this report.")
+        if on_invalid not in ("raise", "skip"):
+            raise ConfigError(f"on_invalid={on_invalid!r}: use 'raise' or 'skip'.")
+        graphs = [MolGraph.merge(parts) for parts in zip(*per_column, strict=True)]
+        names = [".".join(records[i][c] for c in smiles_cols) for i in keep]
+        super().__init__(graphs, names, y[keep], target_cols, skipped=invalid)
+        self.path, self.rows = path, [lines[i] for i in keep]
+        if extra is not None:
+            self.add_extra(extra, standardize)
+
+
+class SDFDataset(MoleculeDataset):
+    """Molecules of an SDF file with numeric targets from its properties (``> <name>`` fields).
+
+    Records RDKit cannot read, or that lack a target property, are errors naming the record (1-based)
+    unless ``on_invalid="skip"``; a missing property counts as "not measured" when ``missing="nan"``.
+    """
+
+    def __init__(self, path: str | Path, targets: str | Sequence[str] = (), *, standardize: Sequence[str] = (),
+                 on_invalid: str = "raise", missing: str = "error", extra: str | None = None) -> None:
+        from rdkit import Chem, RDLogger  # noqa: PLC0415
+
+        path = Path(path)
+        target_cols = [targets] if isinstance(targets, str) else list(targets)
+        if not path.is_file():
+            raise DataError(f"{path}: no such file.")
+        mols, y, names = [], [], []
+        invalid: list[InvalidMolecule] = []
+        RDLogger.DisableLog("rdApp.*")
+        try:
+            supplier = Chem.SDMolSupplier(str(path))
+            for record, mol in enumerate(supplier, start=1):
+                if mol is None:
+                    invalid.append(InvalidMolecule(record, "", "RDKit cannot read or sanitise this record"))
+                    continue
+                row = []
+                for c in target_cols:
+                    if not mol.HasProp(c):
+                        if missing != "nan":
+                            raise DataError(f"{path}, record {record}: no property '{c}' (it has "
+                                            f"{list(mol.GetPropNames())}); pass missing='nan' to treat it as not measured.")
+                        row.append(math.nan)
+                    else:
+                        row.append(_number(mol.GetProp(c), path, record, c))
+                smi = Chem.MolToSmiles(mol)
+                if standardize:
+                    mol = parse_smiles(smi, standardize)
+                mols.append(mol)
+                y.append(row)
+                names.append(smi)
+        finally:
+            RDLogger.EnableLog("rdApp.*")
+        if invalid and on_invalid != "skip":
+            raise DataError(describe_invalid(invalid, str(path)).replace("row", "record")
+                            + "\nFix these records or pass on_invalid='skip'.")
+        if not mols:
+            raise DataError(f"{path}: no readable molecules (is it an SDF file?).")
+        targets_arr = np.array(y, dtype=np.float32).reshape(len(mols), len(target_cols))
+        super().__init__(mols_to_graphs(mols), names, targets_arr, target_cols, skipped=invalid)
+        if extra is not None:
+            self.add_extra(extra, standardize)
+
+
+# ------------------------------------------------------------------------------------------------ splits
+def _sizes(n: int, sizes: Sequence[float]) -> tuple[int, int]:
+    if len(sizes) != 3 or any(s < 0 for s in sizes) or not math.isclose(sum(sizes), 1.0, abs_tol=1e-6):
+        raise ConfigError(f"sizes={list(sizes)}: give three non-negative fractions (train, val, test) summing to 1.")
+    n_train = int(round(sizes[0] * n))
+    n_val = int(round(sizes[1] * n))
+    return n_train, n_val
+
+
+def random_split(n: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Shuffled train/val/test indices, fixed by ``seed``.
+
+    Examples
+    --------
+    >>> from torchsci_chem.datasets import random_split
+    >>> [len(s) for s in random_split(10, seed=0)]
+    [8, 1, 1]
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = _sizes(n, sizes)
+    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+
+
+def bemis_murcko_scaffold(smiles: str) -> str:
+    """The Bemis-Murcko scaffold SMILES of a molecule (``""`` for acyclic molecules)."""
+    from rdkit.Chem.Scaffolds import MurckoScaffold  # noqa: PLC0415
+
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=parse_smiles(smiles), includeChirality=False)
+
+
+def scaffold_split(smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                   balanced: bool = True) -> tuple[np.ndarray, ...]:
+    """Train/val/test indices with no Bemis-Murcko scaffold shared between splits.
+
+    ``balanced=True`` (chemprop's "scaffold_balanced"): scaffold sets larger than half the validation
+    size go to training first, the rest are placed in a seeded random order, so validation and test
+    are not made only of singleton scaffolds. Otherwise sets are placed largest first.
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(smiles):
+        groups[bemis_murcko_scaffold(s)].append(i)
+    n_train, n_val = _sizes(len(smiles), sizes)
+    n_test = len(smiles) - n_train - n_val
+    sets = list(groups.values())
+    if balanced:
+        rng = np.random.default_rng(seed)
+        big = [s for s in sets if len(s) > n_val / 2 or len(s) > n_test / 2]
+        small = [s for s in sets if not (len(s) > n_val / 2 or len(s) > n_test / 2)]
+        rng.shuffle(big)
+        rng.shuffle(small)
+        sets = big + small
+    else:
+        sets.sort(key=len, reverse=True)
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
+    for s in sets:
+        if len(train) + len(s) <= n_train:
+            train += s
+        elif len(val) + len(s) <= n_val:
+            val += s
+        else:
+            test += s
+    return np.array(train, dtype=np.int64), np.array(val, dtype=np.int64), np.array(test, dtype=np.int64)
+
+
+def kfold_split(n: int, n_folds: int = 5, fold: int = 0, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Fold ``fold`` of a seeded ``n_folds``-fold split: test is that fold, val the next one, train the rest."""
+    if n_folds < 3 or not 0 <= fold < n_folds:
+        raise ConfigError(f"kfold: need n_folds >= 3 and 0 <= fold < n_folds, got n_folds={n_folds}, fold={fold}.")
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), n_folds)
+    test, val = parts[fold], parts[(fold + 1) % n_folds]
+    train = np.concatenate([p for k, p in enumerate(parts) if k not in (fold, (fold + 1) % n_folds)])
+    return train, val, test
+
+
+def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequence[float] = (0.8, 0.1, 0.1),
+                  seed: int = 0, n_folds: int = 5, fold: int = 0) -> DataSplits:
+    """Split ``dataset`` and fit the target (and extra-feature) standardisation on the training part.
+
+    The split indices, seed and sizes go to ``DataSplits.info`` (saved with the run); the
+    standardisation goes to ``DataSplits.model_kwargs`` so the model carries it.
+    """
+    if split == "random":
+        parts = random_split(len(dataset), sizes, seed)
+    elif split in ("scaffold", "scaffold_balanced"):
+        parts = scaffold_split(dataset.smiles, sizes, seed, balanced=True)
+    elif split == "kfold":
+        parts = kfold_split(len(dataset), n_folds, fold, seed)
+    else:
+        raise ConfigError(f"split={split!r}: use 'random', 'scaffold' or 'kfold'.")
+    train_idx = parts[0]
+    y = dataset.targets[train_idx].astype(np.float64)
+    with np.errstate(all="ignore"):
+        mean = np.nan_to_num(np.nanmean(y, axis=0)) if y.size else np.zeros(y.shape[1])
+        std = np.nan_to_num(np.nanstd(y, axis=0), nan=1.0) if y.size else np.ones(y.shape[1])
+    std = np.where(std > 1e-8, std, 1.0)
+    model_kwargs: dict[str, Any] = {"num_tasks": int(y.shape[1]), "target_mean": mean.tolist(),
+                                    "target_std": std.tolist()}
+    if dataset.extra is not None:
+        x = dataset.extra[train_idx].astype(np.float64)
+        x_std = x.std(axis=0)
+        model_kwargs.update(extra_features=int(x.shape[1]), extra_kind=dataset.extra_kind, extra_mean=x.mean(axis=0).tolist(),
+                            extra_std=np.where(x_std > 1e-8, x_std, 1.0).tolist())
+    info = {"split": split, "seed": seed, "sizes": list(sizes), "targets": dataset.target_names,
+            "indices": {k: v.tolist() for k, v in zip(("train", "val", "test"), parts, strict=True)},
+            "skipped": [list(r) for r in dataset.skipped]}
+    if split == "kfold":
+        info.update(n_folds=n_folds, fold=fold)
+    return DataSplits(dataset.subset(parts[0]), dataset.subset(parts[1]), dataset.subset(parts[2]),
+                      MoleculeDataset.collate, model_kwargs, info)
+
+
+def esol_path() -> Path:
+    """The shipped ESOL CSV (Delaney 2004 via MoleculeNet; see ``torchsci_chem/data/README.md``)."""
+    return Path(str(files("torchsci_chem").joinpath("data/ESOL.csv")))
+
+
+def esol(split: str = "random", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1), extra: str | None = None,
+         n_folds: int = 5, fold: int = 0) -> DataSplits:
+    """``chem/esol``: ESOL aqueous solubility (logS, mol/L), 1,128 molecules, split and standardised."""
+    data = SmilesCSVDataset(esol_path(), smiles="smiles", targets=ESOL_TARGET, extra=extra)
+    return split_dataset(data, split, sizes, seed, n_folds, fold)
+
+
+def csv_dataset(path: str, smiles: str | Sequence[str] = "smiles", targets: str | Sequence[str] = "target",
+                split: str = "random", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1),
+                extra: str | None = None, standardize: Sequence[str] = (), on_invalid: str = "raise",
+                n_jobs: int = 1, n_folds: int = 5, fold: int = 0) -> DataSplits:
+    """``chem/csv``: any CSV of SMILES and targets (paths relative to the working directory)."""
+    data = SmilesCSVDataset(Path(path).expanduser().resolve(), smiles, targets, standardize=standardize,
+                            on_invalid=on_invalid, n_jobs=n_jobs, extra=extra)
+    return split_dataset(data, split, sizes, seed, n_folds, fold)
+
+
+def register(registry) -> None:
+    registry.register_dataset("chem/esol")(esol)
+    registry.register_dataset("chem/csv")(csv_dataset)

@@ -1,0 +1,261 @@
+"""Property-prediction networks on molecules, in plain torch (no PyG/DGL).
+
+:class:`DMPNN` is the directed message-passing network of chemprop (Yang et al., J. Chem. Inf. Model.
+2019, 59, 3370): hidden states live on directed bonds; the message into bond ``u -> v`` sums the states
+of the bonds entering ``u`` except the reverse bond ``v -> u``; after ``depth`` steps the bond states
+entering each atom are summed, combined with the atom's features and read out per molecule. Every
+aggregation is ``index_add``, so the number of atoms, bonds and molecules are dynamic shapes in
+``torch.export``.
+
+Each model carries the target standardisation of its training data as buffers (``target_mean``,
+``target_std``) and returns predictions in the original units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from torchsci.errors import ConfigError
+from torchsci.models import MLP
+from torchsci.registry import PretrainedWeights
+from torchsci_chem.featurize import ATOM_FEATURES, BOND_FEATURES
+
+
+def _vector(values: Sequence[float] | None, size: int, fill: float) -> torch.Tensor:
+    if values is None:
+        return torch.full((size,), fill)
+    t = torch.as_tensor(list(values), dtype=torch.float32)
+    if t.shape != (size,):
+        raise ConfigError(f"expected {size} standardisation values, got {tuple(t.shape)}.")
+    return t
+
+
+class _Standardised(nn.Module):
+    """Buffers for target (and extra-feature) standardisation fitted on a training split."""
+
+    def _init_scales(self, num_tasks: int, extra_features: int, target_mean, target_std, extra_mean, extra_std):
+        self.register_buffer("target_mean", _vector(target_mean, num_tasks, 0.0))
+        self.register_buffer("target_std", _vector(target_std, num_tasks, 1.0))
+        self.register_buffer("extra_mean", _vector(extra_mean, extra_features, 0.0))
+        self.register_buffer("extra_std", _vector(extra_std, extra_features, 1.0))
+
+    def _scale_extra(self, extra: torch.Tensor) -> torch.Tensor:
+        # Clamped because descriptors of unusual molecules can sit far outside the training range.
+        return ((extra - self.extra_mean) / self.extra_std).clamp(-10.0, 10.0)
+
+    def _unscale(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.target_std + self.target_mean
+
+
+class DMPNN(_Standardised):
+    """Directed message-passing neural network (chemprop's D-MPNN) with an MLP head.
+
+    Parameters
+    ----------
+    atom_features, bond_features
+        Widths of the atom and bond feature rows (:mod:`torchsci_chem.featurize` defaults).
+    hidden, depth
+        Width of the bond states and number of message-passing steps.
+    readout
+        ``"mean"``, ``"sum"`` or ``"norm"`` (sum / 100) over each molecule's atoms.
+    ffn_hidden, ffn_layers
+        Width and number of layers of the head.
+    dropout
+        Dropout on messages and in the head.
+    num_tasks
+        Outputs per molecule.
+    extra_features, extra_kind
+        Width and kind (``"descriptors"``, ``"morgan"``, ...; see
+        :func:`torchsci_chem.featurize.molecule_features`) of optional per-molecule features
+        concatenated before the head; the kind lets :func:`torchsci_chem.predict` recompute them.
+    uncertainty
+        ``"mve"`` (mean-variance estimation): the head also predicts a variance per task, and the output
+        is ``(n_molecules, 2 * num_tasks)``, the means then the variances, both in original units;
+        train it with :class:`torchsci_chem.task.PropertyTask`, which then minimises the Gaussian NLL.
+    target_mean, target_std, extra_mean, extra_std
+        Standardisation fitted on the training split (predictions come back in original units).
+
+    Examples
+    --------
+    >>> from torchsci_chem.featurize import collate_graphs, featurize
+    >>> from torchsci_chem.models import DMPNN
+    >>> batch = collate_graphs(featurize(["CCO", "c1ccccc1O", "[Na+]"]).graphs)
+    >>> DMPNN(hidden=32)(*batch.inputs()).shape
+    torch.Size([3, 1])
+    """
+
+    takes_graph = True
+
+    def __init__(self, atom_features: int = ATOM_FEATURES, bond_features: int = BOND_FEATURES, hidden: int = 300,
+                 depth: int = 3, readout: str = "mean", ffn_hidden: int = 300, ffn_layers: int = 2,
+                 dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0, extra_kind: str | None = None,
+                 uncertainty: str | None = None,
+                 target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
+                 extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if uncertainty not in (None, "mve"):
+            raise ConfigError(f"DMPNN(uncertainty={uncertainty!r}): use None or 'mve'.")
+        self.predicts_variance = uncertainty == "mve"
+        if readout not in ("mean", "sum", "norm"):
+            raise ConfigError(f"DMPNN(readout={readout!r}): use 'mean', 'sum' or 'norm'.")
+        if depth < 1:
+            raise ConfigError(f"DMPNN(depth={depth}): at least one message-passing step is needed.")
+        self.depth, self.readout, self.hidden = depth, readout, hidden
+        self.extra_features, self.extra_kind = extra_features, extra_kind
+        self.w_i = nn.Linear(atom_features + bond_features, hidden, bias=False)
+        self.w_h = nn.Linear(hidden, hidden, bias=False)
+        self.w_o = nn.Linear(atom_features + hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        outputs = 2 * num_tasks if self.predicts_variance else num_tasks
+        self.head = MLP(hidden + extra_features, outputs, hidden=(ffn_hidden,) * (ffn_layers - 1), dropout=dropout)
+        self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
+
+    def encode(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
+               molecule_sizes: torch.Tensor) -> torch.Tensor:
+        """One learned vector per molecule, ``(n_molecules, hidden)``; edges ``2i``/``2i+1`` must be reverses."""
+        src, dst = edge_index[0], edge_index[1]
+        reverse = torch.arange(edge_index.shape[1], device=edge_index.device) ^ 1
+        h0 = torch.relu(self.w_i(torch.cat([atoms.index_select(0, src), bonds], dim=1)))
+        h = h0
+        for _ in range(self.depth - 1):
+            into_atom = h.new_zeros((atoms.shape[0], self.hidden)).index_add(0, dst, h)
+            message = into_atom.index_select(0, src) - h.index_select(0, reverse)
+            h = self.dropout(torch.relu(h0 + self.w_h(message)))
+        into_atom = h.new_zeros((atoms.shape[0], self.hidden)).index_add(0, dst, h)
+        atom_h = self.dropout(torch.relu(self.w_o(torch.cat([atoms, into_atom], dim=1))))
+        pooled = atom_h.new_zeros((molecule_sizes.shape[0], self.hidden)).index_add(0, molecule, atom_h)
+        if self.readout == "mean":
+            pooled = pooled / molecule_sizes.clamp_min(1).unsqueeze(1).to(pooled.dtype)
+        elif self.readout == "norm":
+            pooled = pooled / 100.0
+        return pooled
+
+    def forward(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
+                molecule_sizes: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.encode(atoms, bonds, edge_index, molecule, molecule_sizes)
+        if self.extra_features:
+            if extra is None:
+                raise ConfigError(f"this DMPNN was built with extra_features={self.extra_features}; pass the "
+                                  "per-molecule extra features (GraphBatch.extra).")
+            z = torch.cat([z, self._scale_extra(extra)], dim=1)
+        out = self.head(z)
+        if not self.predicts_variance:
+            return self._unscale(out)
+        mean, raw = out.chunk(2, dim=1)
+        variance = (torch.nn.functional.softplus(raw) + 1e-6) * self.target_std ** 2
+        return torch.cat([self._unscale(mean), variance], dim=1)
+
+
+class DMPNNEnsemble(nn.Module):
+    """Several independently trained :class:`DMPNN` s; the forward pass is their mean prediction.
+
+    :meth:`forward_members` gives every member's prediction, whose spread across members is the
+    ensemble's uncertainty estimate.
+    """
+
+    takes_graph = True
+
+    def __init__(self, members: int = 5, **kwargs) -> None:
+        super().__init__()
+        if members < 1:
+            raise ConfigError(f"DMPNNEnsemble(members={members}): need at least one member.")
+        self.members = nn.ModuleList(DMPNN(**kwargs) for _ in range(members))
+
+    def forward_members(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor,
+                        molecule: torch.Tensor, molecule_sizes: torch.Tensor,
+                        extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Predictions of every member, ``(members, n_molecules, num_tasks)``."""
+        return torch.stack([m(atoms, bonds, edge_index, molecule, molecule_sizes, extra) for m in self.members])
+
+    def forward(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
+                molecule_sizes: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_members(atoms, bonds, edge_index, molecule, molecule_sizes, extra).mean(dim=0)
+
+
+class FingerprintMLP(_Standardised):
+    """An MLP on per-molecule feature vectors (Morgan fingerprints, descriptors): the baseline.
+
+    Examples
+    --------
+    >>> from torchsci_chem.featurize import morgan_fingerprints
+    >>> from torchsci_chem.models import FingerprintMLP
+    >>> x = torch.as_tensor(morgan_fingerprints(["CCO", "CCN"], n_bits=256))
+    >>> FingerprintMLP(extra_features=256)(x).shape
+    torch.Size([2, 1])
+    """
+
+    takes_graph = False
+
+    def __init__(self, extra_features: int = 2048, hidden: Sequence[int] = (512, 256), dropout: float = 0.0,
+                 num_tasks: int = 1, extra_kind: str | None = "morgan", target_mean: Sequence[float] | None = None,
+                 target_std: Sequence[float] | None = None, extra_mean: Sequence[float] | None = None,
+                 extra_std: Sequence[float] | None = None) -> None:
+        super().__init__()
+        self.net = MLP(extra_features, num_tasks, hidden=tuple(hidden), dropout=dropout)
+        self.extra_features, self.extra_kind = extra_features, extra_kind
+        self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self._unscale(self.net(self._scale_extra(features)))
+
+
+def example_graph_inputs() -> tuple[torch.Tensor, ...]:
+    """A batch of three molecules of different sizes (one with no bonds) for the conformance tests."""
+    from torchsci_chem.featurize import collate_graphs, featurize  # noqa: PLC0415
+
+    return collate_graphs(featurize(["CC(=O)Oc1ccccc1C(=O)O", "[Na+]", "C/C=C/Cl"]).graphs).inputs()
+
+
+def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tuple[torch.Tensor, ...]:
+    """The graph inputs of just the molecules ``indices`` (repeats allowed), renumbered as a new batch."""
+    atoms, bonds, edge_index, molecule, sizes, *extra = inputs
+    parts_a, parts_b, parts_e, parts_m = [], [], [], []
+    offset = 0
+    for new, i in enumerate(indices):
+        atom_ids = (molecule == i).nonzero().reshape(-1)
+        edge_ids = (molecule.index_select(0, edge_index[0]) == i).nonzero().reshape(-1)
+        remap = torch.full((atoms.shape[0],), -1, dtype=torch.long)
+        remap[atom_ids] = torch.arange(atom_ids.numel()) + offset
+        parts_a.append(atoms.index_select(0, atom_ids))
+        parts_b.append(bonds.index_select(0, edge_ids))
+        parts_e.append(remap[edge_index.index_select(1, edge_ids)])
+        parts_m.append(torch.full((atom_ids.numel(),), new, dtype=torch.long))
+        offset += atom_ids.numel()
+    idx = torch.tensor(indices)
+    picked = (torch.cat(parts_a), torch.cat(parts_b), torch.cat(parts_e, dim=1), torch.cat(parts_m),
+              sizes.index_select(0, idx))
+    return picked + tuple(e.index_select(0, idx) for e in extra)
+
+
+ESOL_WEIGHTS = PretrainedWeights(
+    "torchsci_chem", "weights/esol-dmpnn.safetensors",
+    sha256="3f7309a7548d2badf690e5747347e307d99af49ea1df47da68d3cf65553c956e",
+    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200},
+    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
+)
+
+
+def register(registry) -> None:
+    registry.register_model("chem/dmpnn", example_inputs=example_graph_inputs, batch_of=select_molecules)(dmpnn)
+    registry.register_model("chem/dmpnn_ensemble", example_inputs=example_graph_inputs, batch_of=select_molecules,
+                            pretrained={"esol": ESOL_WEIGHTS})(dmpnn_ensemble)
+    registry.register_model("chem/fingerprint_mlp", example_inputs=lambda: ((torch.rand(3, 2048) > 0.9).float(),))(
+        fingerprint_mlp)
+
+
+def dmpnn(**kwargs) -> DMPNN:
+    """``chem/dmpnn``: :class:`DMPNN` (chemprop's D-MPNN)."""
+    return DMPNN(**kwargs)
+
+
+def dmpnn_ensemble(members: int = 3, **kwargs) -> DMPNNEnsemble:
+    """``chem/dmpnn_ensemble``: :class:`DMPNNEnsemble`, the mean of ``members`` D-MPNNs."""
+    return DMPNNEnsemble(members, **kwargs)
+
+
+def fingerprint_mlp(**kwargs) -> FingerprintMLP:
+    """``chem/fingerprint_mlp``: :class:`FingerprintMLP` on fingerprints or descriptors."""
+    return FingerprintMLP(**kwargs)
