@@ -272,7 +272,8 @@ def explain(exc: BaseException) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc.__cause__, "full_key", None)
     if key:
         schema = [f.name for f in dataclasses.fields(RunConfig)] + [f"trainer.{f.name}" for f in dataclasses.fields(TrainerConfig)]
-        close = difflib.get_close_matches(str(key), schema, n=3)
+        leaf = str(key).rsplit(".", 1)[-1]
+        close = [leaf] if leaf in schema and leaf != str(key) else difflib.get_close_matches(str(key), schema, n=3)
         if close and str(key) not in schema:
             message += f" Did you mean {', '.join(close)}?"
     return message
