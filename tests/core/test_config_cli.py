@@ -31,7 +31,9 @@ def test_python_and_cli_runs_agree_and_a_saved_config_reproduces_them(tmp_path):
     assert out.returncode == 0, out.stderr
     from_cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     assert from_cli["test"] == py["test"]
-    assert from_cli["final"] == py["final"]
+    timing = ("train/items_per_s",)  # wall-clock throughput differs run to run; everything else must not
+    assert {k: v for k, v in from_cli["final"].items() if k not in timing} == \
+        {k: v for k, v in py["final"].items() if k not in timing}
 
     saved = OmegaConf.load(tmp_path / "cli" / "config.yaml")
     saved.run_dir = str(tmp_path / "replay")
