@@ -279,18 +279,47 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
         event = event[valid]
         counts = np.bincount(event, minlength=n)
         local = {k: x[valid] for k, x in local.items()}
-    table = np.stack(columns, axis=1)
     if c.sort_by:
         key = local[c.sort_by] if c.sort_by in local else per_particle(c.sort_by, f"sort_by={c.sort_by!r}")
-        table = table[np.lexsort((-key, event))]  # stable: ties keep the file's order, like ak.argsort
+        order = _leading_first(key, event, counts)
+    else:
+        order = None
     p = c.max_particles
     position = np.arange(len(event)) - np.repeat(np.cumsum(counts) - counts, counts)
     kept = position < p
-    padded = np.zeros((n, p, table.shape[1]), np.float32)
-    padded[event[kept], position[kept]] = table[kept]
+    slot = (event * p + position)[kept]
+    source = order[kept] if order is not None else kept
+    # one contiguous row per input column: scattering 1-D columns is far cheaper than rows of a (M, C) table
+    padded = np.zeros((len(columns), n * p), np.float32)
+    for row, column in zip(padded, columns, strict=True):
+        row[slot] = column[source]
+    padded = padded.reshape(len(columns), n, p)
     k = len(names)
-    return {"particles": padded[..., :k], "mask": np.arange(p)[None, :] < np.minimum(counts, p)[:, None],
-            "points": padded[..., k:k + 2], "vectors": padded[..., k + 2:]}
+
+    def part(a: int, b: int) -> np.ndarray:
+        return np.ascontiguousarray(padded[a:b].transpose(1, 2, 0))
+
+    return {"particles": part(0, k), "mask": np.arange(p)[None, :] < np.minimum(counts, p)[:, None],
+            "points": part(k, k + 2), "vectors": part(k + 2, k + 6)}
+
+
+def _leading_first(key: np.ndarray, event: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+    """The permutation that orders each event's particles by ``key``, highest first (stable; NaN last).
+
+    ``None`` when they already are in that order. Events are sorted as rows of a dense
+    (events, longest) table when that is at most a few times the particle count: one row-wise
+    argsort is several times faster than ``np.lexsort`` over (event, key).
+    """
+    if len(key) < 2 or not (~(key[1:] <= key[:-1]) & (event[1:] == event[:-1])).any():
+        return None
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    longest = int(counts.max())
+    if len(counts) * longest > 4 * len(key) + 4096:  # a few very long events: the dense table would be mostly padding
+        return np.lexsort((-key, event))
+    position = np.arange(len(key)) - starts
+    table = np.full((len(counts), longest), np.nan)  # padding sorts after every real value, NaN included (stable)
+    table[event, position] = -key
+    return starts + np.argsort(table, axis=1, kind="stable")[event, position]
 
 
 def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file: int | None,
