@@ -11,8 +11,9 @@ Every reader produces the same examples: per jet (two rows per event, ``jetID > 
 features padded to 6 with a mask (leading tracks by pT), 3 jet features and the label. Rounds are
 interleaved so machine load hits all readers alike; the best round counts.
 
-Peak memory: each (reader, input) pair runs in a fresh subprocess that reports
-``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after one full pass, for inputs growing in file size
+Peak memory: each (reader, input) pair runs in a fresh subprocess that reports its peak resident
+set (``VmHWM`` of ``/proc/self/status``; ``getrusage``'s ``ru_maxrss`` would carry over the parent's
+peak through fork + exec on Linux) after one full pass, for inputs growing in file size
 (``--memory-copies``) and in number of files (the biggest file listed ``--memory-files`` times).
 """
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -116,12 +116,14 @@ def bare(files: list[str], batch_size: int) -> int:
 
 
 def in_memory(files: list[str], batch_size: int) -> int:
+    """Read everything, then batches in file order (like the bare loop; shuffled batches cost a gather more)."""
     data = RootDataset({**SPEC, "files": files})
-    order = np.random.permutation(len(data))
-    return sum(len(data.__getitems__(order[s:s + batch_size])["label"]) for s in range(0, len(data), batch_size))
+    return sum(len(data.__getitems__(range(s, min(s + batch_size, len(data))))["label"])
+               for s in range(0, len(data), batch_size))
 
 
 def streaming(files: list[str], batch_size: int, workers: int = 0) -> int:
+    """As in training: chunks in shuffled order through a 50k-row shuffle buffer, DataLoader in the main process."""
     stream = RootStream({**SPEC, "files": files}, buffer_size=50_000)
     loader = torch.utils.data.DataLoader(stream, batch_size=batch_size, collate_fn=stream.collate, num_workers=workers)
     return sum(len(b["label"]) for b in loader)
@@ -132,9 +134,10 @@ READERS = {"bare": bare, "RootDataset": in_memory, "RootStream": streaming}
 
 def peak_rss(reader: str, files: list[str], batch_size: int) -> dict[str, float]:
     """Run one full pass of ``reader`` in a fresh interpreter; its peak RSS in MiB and jets read."""
-    code = ("import json, resource, sys; sys.path.insert(0, 'benchmarks'); import physics_read as b; "
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import physics_read as b; "
             f"n = b.READERS[{reader!r}]({files!r}, {batch_size}); "
-            "print(json.dumps({'jets': n, 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+            "hwm = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')); "
+            "print(json.dumps({'jets': n, 'rss': hwm / 1024}))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -289,18 +289,16 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     kept = position < p
     slot = (event * p + position)[kept]
     source = order[kept] if order is not None else kept
-    # one contiguous row per input column: scattering 1-D columns is far cheaper than rows of a (M, C) table
-    padded = np.zeros((len(columns), n * p), np.float32)
-    for row, column in zip(padded, columns, strict=True):
-        row[slot] = column[source]
-    padded = padded.reshape(len(columns), n, p)
     k = len(names)
-
-    def part(a: int, b: int) -> np.ndarray:
-        return np.ascontiguousarray(padded[a:b].transpose(1, 2, 0))
-
-    return {"particles": part(0, k), "mask": np.arange(p)[None, :] < np.minimum(counts, p)[:, None],
-            "points": part(k, k + 2), "vectors": part(k + 2, k + 6)}
+    out = {"mask": np.arange(p)[None, :] < np.minimum(counts, p)[:, None]}
+    for name, part in (("particles", columns[:k]), ("points", columns[k:k + 2]), ("vectors", columns[k + 2:])):
+        rows = np.empty((len(slot), len(part)), np.float32)  # kept particles in padded order, then one row scatter
+        for j, column in enumerate(part):
+            rows[:, j] = column[source]
+        padded = np.zeros((n * p, len(part)), np.float32)
+        padded[slot] = rows
+        out[name] = padded.reshape(n, p, len(part))
+    return out
 
 
 def _leading_first(key: np.ndarray, event: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
