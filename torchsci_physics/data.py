@@ -21,6 +21,7 @@ Layout is particle-major (``[B, P, C]``), like :class:`torchsci.data.Padded`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -195,8 +196,38 @@ def _length(ns: Mapping[str, Any]) -> int:
     return int(ns.get("__len__", 0))
 
 
+def _flat_vector(array: Any, what: str, path: str) -> Any:
+    """The components of a (flat) awkward vector array as a ``vector`` numpy array (same coordinate system)."""
+    fields = ak.fields(array)
+    if not fields or not hasattr(array, "pt"):
+        raise DataError(f"{path}: {what} must give four-momenta (got {ak.type(array)}).")
+    columns = {f: ak.to_numpy(array[f]) for f in fields}
+    # float32 branches stay float32 (the padded output is float32): half the memory traffic of float64
+    dtype = np.float32 if all(c.dtype == np.float32 for c in columns.values()) else np.float64
+    return vector.array({f: c.astype(dtype, copy=False) for f, c in columns.items()})
+
+
+def _per_particle(value: Any, counts: np.ndarray, event: np.ndarray, what: str, path: str) -> np.ndarray:
+    """An expression's value as one float per particle (flat): per-event values are repeated over the particles."""
+    if isinstance(value, (bool, int, float, np.number)):
+        return np.full(len(event), value, np.float64)
+    if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == len(event):
+        return value.astype(np.float64, copy=False)  # already flat (a derived particle name)
+    value = ak.Array(value) if not isinstance(value, ak.Array) else value
+    if value.ndim == 1 and len(value) == len(counts):
+        return reading.to_numpy(value, what, path, len(counts))[event]
+    if value.ndim == 2 and len(value) == len(counts) and np.array_equal(ak.to_numpy(ak.num(value, axis=1)), counts):
+        return reading.to_numpy(ak.flatten(value, axis=1), what, path, len(event))
+    raise DataError(f"{path}: {what} must give one number per particle or per entry; got {ak.type(value)}, which "
+                    "does not line up with the particles' four-momenta.")
+
+
 def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) -> dict[str, np.ndarray]:
-    """Padded particle arrays for one object: particles (N, P, C), mask, points, vectors."""
+    """Padded particle arrays for one object: particles (N, P, C), mask, points, vectors.
+
+    Everything past the four-momenta runs on flat numpy arrays (one value per particle, ``event``
+    saying whose): awkward's per-call broadcasting over jagged lists cost more than the arithmetic.
+    """
     if c.numbered:
         comps = {k: _numbered(v, c.numbered, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
         p4 = vector.zip(comps)
@@ -207,43 +238,89 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     if not hasattr(p4, "pt") or p4.ndim != 2:
         raise DataError(f"{path}: particles p4={c.p4!r} must give a jagged list of four-momenta per entry "
                         f"(got {ak.type(p4)}).")
-    axis = (reading.evaluate(reading.substitute(c.axis, obj), ns, path) if c.axis else
-            vector.zip({k: ak.sum(getattr(p4, k), axis=1) for k in ("px", "py", "pz", "E")}))
-    local = dict(ns)
-    local.update(pt=p4.pt, eta=p4.eta, phi=p4.phi, energy=p4.E, mass=p4.tau, px=p4.px, py=p4.py, pz=p4.pz,
-                 log_pt=np.log(np.maximum(p4.pt, _EPS)), log_energy=np.log(np.maximum(p4.E, _EPS)),
-                 deta=p4.eta - axis.eta, dphi=p4.deltaphi(axis), dR=p4.deltaR(axis),
-                 pt_frac=p4.pt / axis.pt, energy_frac=p4.E / axis.E)
+    n = len(p4)
+    counts = ak.to_numpy(ak.num(p4, axis=1)).astype(np.int64)
+    event = np.repeat(np.arange(n), counts)
+    v = _flat_vector(ak.flatten(p4, axis=1), f"particles p4={c.p4!r}", path)
+    px, py, pz, energy = v.x, v.y, v.z, v.t
+    if c.axis:
+        jet = reading.evaluate(reading.substitute(c.axis, obj), ns, path)
+        if getattr(jet, "ndim", 0) != 1 or len(jet) != n:
+            raise DataError(f"{path}: axis={c.axis!r} must give one four-momentum per entry (got {ak.type(jet)}).")
+        a = _flat_vector(jet, f"axis={c.axis!r}", path)
+    else:
+        a = vector.array({k: np.bincount(event, weights=x, minlength=n) for k, x in
+                          (("px", px), ("py", py), ("pz", pz), ("E", energy))})
+    pt, eta, phi = v.rho, v.eta, v.phi
+    deta = eta - a.eta[event]
+    dphi = (phi - a.phi[event] + np.pi) % (2 * np.pi) - np.pi  # vector's deltaphi convention
+    local: dict[str, np.ndarray] = dict(
+        pt=pt, eta=eta, phi=phi, energy=energy, mass=v.tau, px=px, py=py, pz=pz,
+        log_pt=np.log(np.maximum(pt, _EPS)), log_energy=np.log(np.maximum(energy, _EPS)),
+        deta=deta, dphi=dphi, dR=np.sqrt(deta**2 + dphi**2), pt_frac=pt / a.rho[event], energy_frac=energy / a.t[event])
     local.update(log_pt_frac=np.log(np.maximum(local["pt_frac"], _EPS)),
                  log_energy_frac=np.log(np.maximum(local["energy_frac"], _EPS)))
-    columns = {}
-    for name, expr in c.feature_map().items():
-        value = (_numbered(expr, c.numbered, ns, path, obj) if c.numbered and "{i}" in expr
-                 else reading.evaluate(reading.substitute(expr, obj), local, path))
-        columns[name] = ak.broadcast_arrays(value, p4.pt)[0]
-    columns["__deta"], columns["__dphi"] = local["deta"], local["dphi"]
-    for k in ("px", "py", "pz", "energy"):
-        columns["__" + k] = local[k]
-    if c.numbered:
-        valid = reading.evaluate(c.valid or "pt > 0", local, path)
-        columns = {k: v[valid] for k, v in columns.items()}
-        local["pt"] = local["pt"][valid]
-    if c.sort_by:
-        key = local[c.sort_by] if c.sort_by in local else reading.evaluate(c.sort_by, local, path)
-        order = ak.argsort(key, axis=1, ascending=False)
-        columns = {k: v[order] for k, v in columns.items()}
-    p = c.max_particles
-    padded = {k: ak.to_numpy(ak.fill_none(ak.pad_none(v, p, axis=1, clip=True), 0.0)).astype(np.float32)
-              for k, v in columns.items()}
-    counts = np.minimum(ak.to_numpy(ak.num(columns["__px"], axis=1)), p)
-    mask = np.arange(p)[None, :] < counts[:, None]
+
+    def per_particle(expr: str, what: str) -> np.ndarray:
+        if expr in local:
+            return local[expr]
+        if c.numbered and "{i}" in expr:
+            value = _numbered(expr, c.numbered, ns, path, obj)
+        else:
+            expr = reading.substitute(expr, obj)
+            scope = dict(ns)
+            scope.update({k: ak.unflatten(local[k], counts) for k in reading.names_in(expr) & local.keys()})
+            value = reading.evaluate(expr, scope, path)
+        return _per_particle(value, counts, event, what, path)
+
     names = list(c.feature_map())
-    return {
-        "particles": np.stack([padded[n] for n in names], axis=-1) if names else np.zeros((len(mask), p, 0), np.float32),
-        "mask": mask,
-        "points": np.stack([padded["__deta"], padded["__dphi"]], axis=-1),
-        "vectors": np.stack([padded["__" + k] for k in ("px", "py", "pz", "energy")], axis=-1),
-    }
+    columns = [per_particle(e, f"particle feature {k!r}") for k, e in c.feature_map().items()]
+    columns += [deta, dphi, px, py, pz, energy]
+    if c.numbered:
+        valid = per_particle(c.valid or "pt > 0", "valid") != 0
+        columns = [x[valid] for x in columns]
+        event = event[valid]
+        counts = np.bincount(event, minlength=n)
+        local = {k: x[valid] for k, x in local.items()}
+    if c.sort_by:
+        key = local[c.sort_by] if c.sort_by in local else per_particle(c.sort_by, f"sort_by={c.sort_by!r}")
+        order = _leading_first(key, event, counts)
+    else:
+        order = None
+    p = c.max_particles
+    position = np.arange(len(event)) - np.repeat(np.cumsum(counts) - counts, counts)
+    kept = position < p
+    slot = (event * p + position)[kept]
+    source = order[kept] if order is not None else kept
+    k = len(names)
+    out = {"mask": np.arange(p)[None, :] < np.minimum(counts, p)[:, None]}
+    for name, part in (("particles", columns[:k]), ("points", columns[k:k + 2]), ("vectors", columns[k + 2:])):
+        rows = np.empty((len(slot), len(part)), np.float32)  # kept particles in padded order, then one row scatter
+        for j, column in enumerate(part):
+            rows[:, j] = column[source]
+        padded = np.zeros((n * p, len(part)), np.float32)
+        padded[slot] = rows
+        out[name] = padded.reshape(n, p, len(part))
+    return out
+
+
+def _leading_first(key: np.ndarray, event: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+    """The permutation that orders each event's particles by ``key``, highest first (stable; NaN last).
+
+    ``None`` when they already are in that order. Events are sorted as rows of a dense
+    (events, longest) table when that is at most a few times the particle count: one row-wise
+    argsort is several times faster than ``np.lexsort`` over (event, key).
+    """
+    if len(key) < 2 or not (~(key[1:] <= key[:-1]) & (event[1:] == event[:-1])).any():
+        return None
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    longest = int(counts.max())
+    if len(counts) * longest > 4 * len(key) + 4096:  # a few very long events: the dense table would be mostly padding
+        return np.lexsort((-key, event))
+    position = np.arange(len(key)) - starts
+    table = np.full((len(counts), longest), np.nan)  # padding sorts after every real value, NaN included (stable)
+    table[event, position] = -key
+    return starts + np.argsort(table, axis=1, kind="stable")[event, position]
 
 
 def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file: int | None,
@@ -350,11 +427,43 @@ def chunk_units(spec: RootSpec, sources: Sequence[tuple[str, str, int | None]]) 
 
 
 # ---------------------------------------------------------------------------------------------- datasets
+class StreamRow(Mapping):
+    """One example of a streamed block, read like a dict of arrays: a reference, not a copy.
+
+    :class:`RootStream` yields these so a row costs one small object; :func:`collate` gathers a batch
+    of rows with one fancy index per block instead of stacking per-row dicts.
+    """
+
+    __slots__ = ("block", "index")
+
+    def __init__(self, block: dict[str, np.ndarray], index: int) -> None:
+        self.block, self.index = block, index
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.block[key][self.index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.block)
+
+    def __len__(self) -> int:
+        return len(self.block)
+
+
 def collate(batch: Any) -> dict[str, torch.Tensor]:
-    """Batches from :meth:`RootDataset.__getitems__` pass through; lists of rows (from a stream) are stacked."""
+    """Batches from :meth:`RootDataset.__getitems__` pass through; rows (from a stream) are gathered per block."""
     if isinstance(batch, Mapping):
         return dict(batch)
-    return {k: torch.from_numpy(np.stack([row[k] for row in batch])) for k in batch[0]}
+    if not all(isinstance(row, StreamRow) for row in batch):
+        return {k: torch.from_numpy(np.stack([row[k] for row in batch])) for k in batch[0]}
+    pieces, start = [], 0
+    for i in range(1, len(batch) + 1):
+        if i == len(batch) or batch[i].block is not batch[start].block:
+            index = np.fromiter((row.index for row in batch[start:i]), np.int64, i - start)
+            pieces.append({k: v[index] for k, v in batch[start].block.items()})
+            start = i
+    if len(pieces) == 1:
+        return {k: torch.from_numpy(v) for k, v in pieces[0].items()}
+    return {k: torch.from_numpy(np.concatenate([p[k] for p in pieces])) for k in pieces[0]}
 
 
 _BATCH_KEYS = ("particles", "mask", "points", "vectors", "features", "label", "weight", "entry", "object")
@@ -407,7 +516,7 @@ class RootDataset(Dataset):
     def read(spec: RootSpec, **kwargs: Any) -> dict[str, np.ndarray]:
         """Read every chunk of every file into one set of arrays."""
         blocks = list(iter_blocks(spec, **kwargs))
-        arrays = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        arrays = blocks[0] if len(blocks) == 1 else {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
         if len(arrays["entry"]) == 0:
             raise DataError(f"the selection {spec.selection!r} keeps no examples from {spec.files}.")
         return arrays
@@ -470,21 +579,21 @@ class RootStream(IterableDataset):
             shard, shards = shard * info.num_workers + info.id, shards * info.num_workers
         return units[shard::shards]
 
-    def _rows(self, arrays: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    def _rows(self, arrays: dict[str, np.ndarray]) -> Iterator[StreamRow]:
         keys = [k for k in _BATCH_KEYS if k in arrays]
         if self.spec.particles is None:
             keys = [k for k in keys if k not in ("particles", "mask", "points", "vectors")]
-        columns = [arrays[k] for k in keys]
-        for i in range(len(arrays["entry"])):
-            yield {k: c[i] for k, c in zip(keys, columns, strict=True)}
+        block = {k: arrays[k] for k in keys}
+        return map(StreamRow, itertools.repeat(block), range(len(arrays["entry"])))
 
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    def __iter__(self) -> Iterator[StreamRow]:
         # Row shuffling draws from the global RNG: the Trainer owns (and seeds) it, also in workers.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.shuffle else None
         pool: dict[str, np.ndarray] | None = None
         for block in iter_blocks(self.spec, self._my_units()):
             if self.split is not None:
-                block = {k: v[block["split"] == self.split] for k, v in block.items()}
+                keep = block["split"] == self.split
+                block = {k: v[keep] for k, v in block.items()}
             if rng is None or self.buffer_size <= 0:
                 yield from self._rows(block)
                 continue
@@ -492,8 +601,8 @@ class RootStream(IterableDataset):
             size = len(pool["entry"])
             if size >= self.buffer_size:
                 perm = rng.permutation(size)
-                keep = self.buffer_size // 2  # rows carried over mix with the next chunk
-                out, rest = perm[:size - keep], perm[size - keep:]
+                carry = self.buffer_size // 2  # rows carried over mix with the next chunk
+                out, rest = perm[:size - carry], perm[size - carry:]
                 yield from self._rows({k: v[out] for k, v in pool.items()})
                 pool = {k: v[rest] for k, v in pool.items()}
         if pool is not None and rng is not None:
@@ -557,7 +666,8 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
 def _first_rows(stream: RootStream, limit: int) -> dict[str, np.ndarray]:
     blocks, total = [], 0
     for block in iter_blocks(stream.spec, stream.units):
-        block = {k: v[block["split"] == stream.split] for k, v in block.items()}
+        keep = block["split"] == stream.split
+        block = {k: v[keep] for k, v in block.items()}
         blocks.append(block)
         total += len(block["entry"])
         if total >= limit:

@@ -2,7 +2,8 @@
 
 Prediction ignores the training selection and reads every entry, so entry ``i`` of the output
 belongs to entry ``i`` of the input; ``{obj}_selected`` records whether an example passed the
-selection. Scores are named ``{obj}_score_{class}`` (``score_{class}`` without objects). The output is
+selection. Files without the branches the selection reads (data, or simulation without truth
+labels) are scored with ``selection=False`` (``--no-selection``): no ``{obj}_selected`` branch. Scores are named ``{obj}_score_{class}`` (``score_{class}`` without objects). The output is
 written with ``mktree`` + ``extend``: a TTree, which every ROOT version reads (uproot >= 5.7 writes
 RNTuple for ``file[name] = arrays``).
 """
@@ -49,12 +50,13 @@ def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray
 
 def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | os.PathLike, *,
                  observers: Sequence[str] = (), tree_name: str = "scores", batch_size: int = 1024,
-                 device: str = "cpu") -> Path:
+                 device: str = "cpu", selection: bool = True) -> Path:
     """Run ``model`` on every entry of ``input_path`` and write scores plus ``observers`` to ``output``.
 
     ``model`` must carry the ``input_spec`` it was trained with (models built from a dataset's
     ``model_kwargs`` do, and :func:`torchsci.load_model` restores it), so the same features,
-    particles and standardisation are applied.
+    particles and standardisation are applied. ``selection=False`` does not evaluate the training
+    selection (for files that lack the branches it reads, such as truth labels).
     """
     from torchsci import Trainer  # noqa: PLC0415
     from torchsci_physics import reading  # noqa: PLC0415
@@ -66,13 +68,22 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
         raise ConfigError(f"{type(model).__name__} has no input_spec: it was not built from a physics dataset's "
                           "model_kwargs, so it is unknown how to read the ROOT file. Build it with "
                           "create_model(name, **splits.model_kwargs).")
+    spec_kwargs = {**spec_kwargs, "selection": spec_kwargs.get("selection") if selection else None}
     spec = RootSpec(files=str(input_path), **spec_kwargs)
+    tree = reading.open_tree(str(input_path), spec.tree)
+    if spec.selection:
+        try:
+            reading.branches_for([reading.substitute(spec.selection, o) for o in spec.objects or [None]],
+                                 reading.branch_names(tree), str(input_path))
+        except DataError as exc:
+            raise DataError(f"{exc} This is the training selection {spec.selection!r} saved with the model; to score "
+                            "every entry without it (e.g. a file without truth branches), pass --no-selection "
+                            "(Python: predict_root(..., selection=False)).") from exc
     arrays = RootDataset.read(spec, with_targets=False, apply_selection=False)
     data = RootDataset(spec, arrays=arrays)
     trainer = Trainer(device=device, eval_batch_size=batch_size, batch_size=batch_size, verbose=False,
                       tensorboard=False, progress=False, run_dir=tempfile.gettempdir())
     scores = trainer.predict(model, TaggingTask(), data).numpy()
-    tree = reading.open_tree(str(input_path), spec.tree)
     n = tree.num_entries
     branches: dict[str, np.ndarray] = {}
     entry, obj = arrays["entry"], arrays["object"]
@@ -103,7 +114,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     model = torchsci.load_model(args.checkpoint)
     out = predict_root(model, args.input, args.output, observers=args.observers, tree_name=args.tree,
-                       batch_size=args.batch_size, device=args.device)
+                       batch_size=args.batch_size, device=args.device, selection=not args.no_selection)
     print(f"wrote {out} (tree '{args.tree}')")
     return 0
 
@@ -118,6 +129,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="output ROOT file")
     p.add_argument("--observers", nargs="*", default=[], help="input branches (or expressions) to copy")
     p.add_argument("--tree", default="scores", help="name of the output TTree (default: scores)")
+    p.add_argument("--no-selection", action="store_true",
+                   help="do not evaluate the training selection (for files without the branches it reads, e.g. "
+                        "truth labels); no <obj>_selected branch is written")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_predict)

@@ -57,7 +57,7 @@ def expand_files(patterns: str | os.PathLike | Iterable[str | os.PathLike]) -> l
 def open_tree(path: str, tree: str) -> Any:
     """The TTree or RNTuple ``tree`` of file ``path``; one clear error for a missing, corrupt or wrong file."""
     try:
-        file = uproot.open(path)
+        file = uproot.open(path, array_cache=None)  # chunks are read once; a cache per open file only grows memory
     except FileNotFoundError as exc:
         raise DataError(f"{path}: no such file.") from exc
     except Exception as exc:  # uproot raises many kinds for bad bytes

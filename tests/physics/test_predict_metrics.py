@@ -77,3 +77,44 @@ def test_train_then_predict_cli_writes_an_entry_aligned_friend_tree(tmp_path, is
     with torch.no_grad():
         p = task.forward(reloaded.eval(), row).softmax(-1)[0, 1].item()
     assert got[f"jet{obj + 1}_score_gluon"][entry] == pytest.approx(p, rel=1e-5)
+
+
+def _flat_jets(issue96, path, *, truth):
+    """issue96's jets as flat branches in an uproot-written TTree; ``truth=False`` leaves out the ID branches."""
+    a = uproot.open(issue96)["tree"].arrays(["EventNumber", "jet1P4", "jet1ChgMult", "jet1ID"], entry_stop=3000)
+    p4 = a["jet1P4"]
+    columns = {"event": a["EventNumber"].to_numpy().astype(np.int64),
+               "jet1_pt": np.hypot(p4.fP.fX, p4.fP.fY).to_numpy(), "jet1_nch": a["jet1ChgMult"].to_numpy()}
+    if truth:
+        columns["jet1_id"] = a["jet1ID"].to_numpy()
+    with uproot.recreate(path) as f:
+        f.mktree("events", {k: v.dtype for k, v in columns.items()})
+        f["events"].extend(columns)
+    return columns
+
+
+def test_predict_on_a_file_without_truth_branches_needs_no_selection(tmp_path, issue96, capsys):
+    truth = _flat_jets(issue96, tmp_path / "mc.root", truth=True)
+    data = _flat_jets(issue96, tmp_path / "data.root", truth=False)
+    splits = torchsci.registry.create_dataset(
+        "physics/root", files=str(tmp_path / "mc.root"), tree="events", objects=["jet1"],
+        features={"log_pt": "log({obj}_pt)", "nch": "{obj}_nch"}, label="{obj}_id == 21", classes=["quark", "gluon"],
+        selection="{obj}_id > 0", splits={"train": "event % 2 == 0", "test": "event % 2 == 1"})
+    model = torchsci.create_model("physics/mlp", **splits.model_kwargs)
+    run = torchsci.Trainer(max_epochs=1, max_steps=3, batch_size=256, device="cpu", run_dir=tmp_path / "run",
+                           verbose=False, tensorboard=False).fit(model, torchsci.registry.create_task("physics/tagging"),
+                                                                 splits.train)
+    out = tmp_path / "scores.root"
+    with pytest.raises(torchsci.errors.DataError, match=r"(?s)data\.root.*'jet1_id'.*training selection.*--no-selection"):
+        main(["physics", "predict", str(run.last_checkpoint), str(tmp_path / "data.root"), "-o", str(out)])
+    assert main(["physics", "predict", str(run.last_checkpoint), str(tmp_path / "data.root"), "-o", str(out),
+                 "--no-selection", "--observers", "event"]) == 0
+    got = uproot.open(out)["scores"].arrays(library="np")
+    assert sorted(got) == ["event", "jet1_score_gluon", "jet1_score_quark"]
+    np.testing.assert_array_equal(got["event"], data["event"])
+    np.testing.assert_allclose(got["jet1_score_quark"] + got["jet1_score_gluon"], 1.0, rtol=1e-5)
+    # on the file with truth, scores do not depend on whether the selection is evaluated
+    assert main(["physics", "predict", str(run.last_checkpoint), str(tmp_path / "mc.root"), "-o", str(out)]) == 0
+    with_truth = uproot.open(out)["scores"].arrays(library="np")
+    np.testing.assert_allclose(with_truth["jet1_score_gluon"], got["jet1_score_gluon"], rtol=1e-6)
+    np.testing.assert_array_equal(with_truth["jet1_selected"], truth["jet1_id"] > 0)

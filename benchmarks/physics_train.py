@@ -1,0 +1,145 @@
+"""Training jets/s: the same ParticleNet on the same jets, trained by torchsci and by weaver-core, in one run.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/physics_train.py --weaver-python /root/bench-venvs/weaver/bin/python
+
+weaver-core lives in its own benchmark venv (never a torchsci dependency)::
+
+    python3.11 -m venv /root/bench-venvs/weaver
+    /root/bench-venvs/weaver/bin/pip install torch==2.13.0 weaver-core==0.5.3
+
+Data: the jets of ``uproot-issue96.root`` (``jetID > 0``, both jets of each event) written by uproot
+as one jet per entry (TTree ``jets``): the 8 track features of the q/g example (delta eta, delta
+phi, log pT, log E, log pT and E fractions, delta R, charge) for up to 6 leading tracks, stored as
+jagged branches so both frameworks read the same numbers. Model on both sides: ParticleNet with
+k = 4, EdgeConv blocks (32, 32, 32) and (64, 64, 64), mean pooling over real tracks, a 128-wide
+head with dropout 0.1, 2 classes; Adam, lr 1e-3, batch 256, CPU, one thread each, in-memory data,
+main-process loading. Inputs are standardised with the same training-set means and widths.
+
+Each framework trains ``--steps`` steps per run; runs alternate (torchsci, weaver, torchsci, ...).
+torchsci's rate is steps x batch over the wall time of ``Trainer.fit`` (data already read);
+weaver's is the ``avg. speed`` of its own training-epoch log line (its in-memory read of this small
+file falls inside that epoch), and its whole-process wall time is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import awkward as ak
+import numpy as np
+import uproot
+
+import torchsci
+from torchsci_physics.data import RootDataset
+from torchsci_physics.datasets import QG_ISSUE96, issue96_path
+
+FEATURES = ("deta", "dphi", "log_pt", "log_energy", "log_pt_frac", "log_energy_frac", "dR", "charge")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_jet_file(directory: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """One jet per entry, track features as jagged branches; returns the path and the feature mean/std."""
+    jets = RootDataset({**QG_ISSUE96, "files": issue96_path(), "splits": {}}).arrays
+    counts = jets["mask"].sum(1)
+    real = jets["particles"][jets["mask"]]
+    columns: dict[str, object] = {"event": jets["entry"], "label_gluon": jets["label"].astype(np.int32),
+                                  "label_quark": (1 - jets["label"]).astype(np.int32)}
+    tracks = {f"trk_{name}": real[:, i] for i, name in enumerate(FEATURES)}
+    tracks.update({f"trk_{c}": jets["vectors"][jets["mask"]][:, i] for i, c in enumerate(("px", "py", "pz", "E"))})
+    columns["trk"] = ak.zip({k[4:]: ak.unflatten(v, counts) for k, v in tracks.items()})
+    path = os.path.join(directory, "issue96_jets.root")
+    with uproot.recreate(path) as f:
+        f.mktree("jets", {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in columns.items()})
+        f["jets"].extend(columns)
+    return path, real.mean(0), real.std(0)
+
+
+def weaver_data_config(path: str, mean: np.ndarray, std: np.ndarray) -> str:
+    """weaver's data config: the same inputs, standardised with the same numbers, no clipping."""
+    def var(name: str, i: int) -> str:
+        return f"      - [trk_{name}, {mean[i]:.8g}, {1 / std[i]:.8g}, -1.0e+9, 1.0e+9, 0]"
+    lines = ["treename: jets", "selection: null", "new_variables:", "  trk_mask: ak.ones_like(trk_deta)",
+             # weaver wants one set of preprocessing numbers per variable name: the points get their own names
+             "  point_deta: trk_deta", "  point_dphi: trk_dphi",
+             "preprocess:", "  method: manual", "  data_fraction: 1", "inputs:",
+             "  pf_points:", "    length: 6", "    pad_mode: constant", "    vars:",
+             "      - [point_deta, 0, 1, -1.0e+9, 1.0e+9, 0]", "      - [point_dphi, 0, 1, -1.0e+9, 1.0e+9, 0]",
+             "  pf_features:", "    length: 6", "    pad_mode: constant", "    vars:",
+             *[var(name, i) for i, name in enumerate(FEATURES)],
+             "  pf_mask:", "    length: 6", "    pad_mode: constant", "    vars:", "      - [trk_mask, null]",
+             "labels:", "  type: simple", "  value: [label_quark, label_gluon]", "observers: []", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def torchsci_run(jet_file: str, steps: int, batch_size: int, run_dir: str) -> float:
+    spec = {"files": jet_file, "tree": "jets",
+            "particles": {"p4": {"px": "trk_px", "py": "trk_py", "pz": "trk_pz", "E": "trk_E"}, "max_particles": 6,
+                          "sort_by": None, "features": {name: f"trk_{name}" for name in FEATURES}},
+            "label": "label_gluon", "classes": ["quark", "gluon"], "splits": {"train": "event >= 0"}}
+    splits = torchsci.registry.create_dataset("physics/root", **spec)
+    model = torchsci.create_model("physics/particlenet", **splits.model_kwargs, k=4,
+                                  blocks=[[32, 32, 32], [64, 64, 64]], head=[128], dropout=0.1)
+    trainer = torchsci.Trainer(max_epochs=1000, max_steps=steps, batch_size=batch_size, optimizer="adam", lr=1e-3,
+                               device="cpu", run_dir=run_dir, verbose=False, tensorboard=False, progress=False,
+                               log_every_n_steps=10**9)
+    start = time.perf_counter()
+    trainer.fit(model, torchsci.registry.create_task("physics/tagging"), splits.train)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def weaver_run(python: str, jet_file: str, config: str, steps: int, batch_size: int, run_dir: str) -> tuple[float, float]:
+    command = [python, "-m", "weaver.train", "--data-train", jet_file, "--data-config", config,
+               "--network-config", os.path.join(HERE, "weaver", "particlenet.py"),
+               "--model-prefix", os.path.join(run_dir, "net"), "--gpus", "", "--num-workers", "0", "--in-memory",
+               "--fetch-step", "1", "--train-val-split", "0.9", "--num-epochs", "1", "--steps-per-epoch", str(steps),
+               "--steps-per-epoch-val", "1", "--batch-size", str(batch_size), "--optimizer", "adam",
+               "--start-lr", "1e-3", "--lr-scheduler", "none"]
+    start = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, cwd=run_dir,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""})
+    wall = time.perf_counter() - start
+    speeds = re.findall(r"Processed \d+ entries in total \(avg\. speed ([\d.]+) entries/s\)", out.stdout + out.stderr)
+    if out.returncode != 0 or not speeds:
+        raise RuntimeError(f"weaver-core failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}")
+    return float(speeds[0]), steps * batch_size / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weaver-python", default="/root/bench-venvs/weaver/bin/python")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    torch_threads = os.environ.get("OMP_NUM_THREADS")
+    with tempfile.TemporaryDirectory() as tmp:
+        jet_file, mean, std = make_jet_file(tmp)
+        config = weaver_data_config(os.path.join(tmp, "weaver_data.yaml"), mean, std)
+        rates: dict[str, list[float]] = {"torchsci": [], "weaver": [], "weaver (whole process)": []}
+        loads = []
+        for r in range(args.rounds):
+            rates["torchsci"].append(torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"t{r}")))
+            loads.append(os.getloadavg()[0])
+            os.makedirs(os.path.join(tmp, f"w{r}"))
+            speed, whole = weaver_run(args.weaver_python, jet_file, config, args.steps, args.batch_size,
+                                      os.path.join(tmp, f"w{r}"))
+            rates["weaver"].append(speed)
+            rates["weaver (whole process)"].append(whole)
+            loads.append(os.getloadavg()[0])
+    print(f"{args.rounds} interleaved rounds of {args.steps} steps x batch {args.batch_size}, OMP_NUM_THREADS="
+          f"{torch_threads}, load average {min(loads):.1f}-{max(loads):.1f}")
+    print("| trainer | jets/s per round | best | vs weaver-core (best) |\n| --- | --- | ---: | ---: |")
+    base = max(rates["weaver"])
+    for name, values in rates.items():
+        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {max(values):,.0f} | {max(values) / base:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
