@@ -2,8 +2,8 @@
 
 Three pieces make a loader position part of a checkpoint:
 
-- :class:`ResumableSampler` is ``torch.utils.data.DistributedSampler`` (shuffled per epoch from the
-  run seed, sharded over ranks) that can start part-way through an epoch.
+- :class:`ResumableBatchSampler` batches ``torch.utils.data.DistributedSampler``'s order (shuffled per
+  epoch from the run seed, sharded over ranks) and can start part-way through an epoch.
 - :class:`SeededDataset` gives every batch its own random stream, derived from (run seed, epoch,
   batch index), inside DataLoader workers. Random augmentation therefore depends on which batch is
   being made, not on which worker makes it or how many batches that worker made before, so a resumed
@@ -95,26 +95,39 @@ class DataSplits:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` that can start mid-epoch and tags each index with (epoch, batch index).
+@dataclasses.dataclass(frozen=True)
+class BatchTag:
+    """Leads every training batch's index list: which epoch and batch it is (seeds its random streams)."""
 
-    Yields ``(epoch, batch_index, dataset_index)``; :class:`SeededDataset` unpacks the tags.
+    epoch: int
+    batch: int
+
+
+class ResumableBatchSampler(Sampler[list]):
+    """Batches of ``torch.utils.data.DistributedSampler``'s per-epoch order, able to start at any batch.
+
+    Each batch is ``[BatchTag(epoch, batch), index, index, ...]``: one tag per batch rather than per item
+    keeps the sampler as cheap as a plain shuffled loader; :class:`SeededDataset` strips the tag.
     """
 
-    def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, dist: DistInfo,
-                 start_sample: int = 0) -> None:
-        super().__init__(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle, seed=seed,
-                         drop_last=False)
-        self.batch_size = batch_size
-        self.start_sample = start_sample
+    def __init__(self, dataset: Dataset, *, batch_size: int, seed: int, dist: DistInfo, epoch: int = 0,
+                 start_batch: int = 0, drop_last: bool = False) -> None:
+        self.order = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                        seed=seed, drop_last=False)
+        self.order.set_epoch(epoch)
+        self.epoch, self.batch_size, self.start_batch, self.drop_last = epoch, batch_size, start_batch, drop_last
 
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:  # type: ignore[override]
-        for pos, index in enumerate(super().__iter__()):
-            if pos >= self.start_sample:
-                yield (self.epoch, pos // self.batch_size, index)
+    def _batches(self) -> int:
+        n = self.order.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list]:
+        indices = list(self.order)
+        for b in range(self.start_batch, self._batches()):
+            yield [BatchTag(self.epoch, b), *indices[b * self.batch_size:(b + 1) * self.batch_size]]
 
     def __len__(self) -> int:
-        return max(self.num_samples - self.start_sample, 0)
+        return max(self._batches() - self.start_batch, 0)
 
 
 class _ShardSampler(Sampler[int]):
@@ -144,14 +157,13 @@ class SeededDataset(Dataset):
         return self.__getitems__([key])[0]
 
     def __getitems__(self, keys: list[Any]) -> Any:
-        if keys and isinstance(keys[0], tuple):
+        if keys and isinstance(keys[0], BatchTag):
+            tag, keys = keys[0], keys[1:]
             if get_worker_info() is not None:
-                epoch, batch_index, _ = keys[0]
-                s = derive_seed(self.seed, epoch, batch_index)
+                s = derive_seed(self.seed, tag.epoch, tag.batch)
                 random.seed(s)
                 np.random.seed(s % 2**32)
                 torch.manual_seed(s)
-            keys = [k[2] for k in keys]
         getitems = getattr(self.dataset, "__getitems__", None)
         if getitems is not None:
             return getitems(keys)
@@ -186,10 +198,8 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, seed: int, ep
         return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **common)
     wrapped = SeededDataset(dataset, seed)
     if train:
-        sampler: Sampler = ResumableSampler(dataset, batch_size=batch_size, shuffle=True, seed=seed, dist=dist,
-                                            start_sample=start_batch * batch_size)
-        sampler.set_epoch(epoch)
+        batches: Sampler = ResumableBatchSampler(dataset, batch_size=batch_size, seed=seed, dist=dist, epoch=epoch,
+                                                 start_batch=start_batch, drop_last=drop_last)
     else:
-        sampler = _ShardSampler(len(dataset), dist)  # type: ignore[arg-type]
-    batches = BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last and train)
+        batches = BatchSampler(_ShardSampler(len(dataset), dist), batch_size=batch_size, drop_last=False)  # type: ignore[arg-type]
     return DataLoader(wrapped, batch_sampler=batches, **common)

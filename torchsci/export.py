@@ -36,7 +36,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.fx.experimental.symbolic_shapes import is_concrete_int
 from torch.utils import _pytree as pytree
 
 from torchsci.errors import ExportError
@@ -120,6 +119,7 @@ def _dynamic_dims(program: Any, inputs: tuple) -> list[list[int]]:
     leaves = pytree.tree_leaves(inputs)
     if len(metas) != len(leaves):
         return [[] for _ in _tensor_leaves(inputs)]
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int  # noqa: PLC0415 (pulls in sympy: ~1 s)
     return [[d for d, size in enumerate(meta.shape) if not is_concrete_int(size)]
             for leaf, meta in zip(leaves, metas, strict=True) if isinstance(leaf, torch.Tensor)]
 

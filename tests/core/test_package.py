@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 DOMAIN = ["nibabel", "skimage", "uproot", "awkward", "vector", "rdkit", "hydra", "matplotlib", "sklearn",
-          "tensorboard"]
+          "tensorboard", "onnx", "onnxruntime",
+          # heavy parts of torch that only export/compile need (sympy alone costs ~1 s of import time)
+          "sympy", "torch.fx.experimental.symbolic_shapes", "torch._inductor"]
 
 
 def test_import_torchsci_imports_no_domain_library():
