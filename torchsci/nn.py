@@ -8,8 +8,8 @@ Hinton, 2016). :class:`Recurrent` runs a cell over a sequence with a plain Pytho
 
 Nothing here is compiled by default; mark a cell instance or the whole :class:`Recurrent` layer with
 ``@torchsci.compile`` (``benchmarks/rnn_cells.py`` measures both against :class:`torch.nn.LSTM`).
-Compiling the layer unrolls the time loop into one graph (one compilation per sequence length);
-compiling the cell gives one small graph run once per step.
+Compiling the cell gives one small graph run once per step (compiles in seconds); compiling the layer
+unrolls the time loop into one graph per sequence length (minutes for 100 steps).
 """
 
 from __future__ import annotations
@@ -105,22 +105,33 @@ class LSTMCell(nn.Module):
         h = x.new_zeros(x.shape[0], self.hidden_size)
         return h, h
 
-    def gates(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """Pre-activations of the four gates, ``(batch, 4 * hidden_size)``."""
-        return F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+    def input_gates(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The inputs' share of the gate pre-activations, ``(..., 4 * hidden_size)``, for any leading dims.
+
+        :class:`Recurrent` calls it once on the whole sequence: one large matrix product instead of
+        one per step, as :class:`torch.nn.LSTM` does.
+        """
+        if mask is not None:
+            x = x * mask
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def recurrent_gates(self, h: torch.Tensor) -> torch.Tensor:
+        """The previous hidden state's share of the gate pre-activations."""
+        return F.linear(h, self.weight_hh, self.bias_hh)
 
     def hidden(self, c: torch.Tensor) -> torch.Tensor:
         """What the output gate lets through: ``tanh(c)``."""
         return torch.tanh(c)
 
-    def forward(self, x: torch.Tensor, state: State | None = None, masks: Masks = (None, None)) -> State:
+    def forward(self, x: torch.Tensor, state: State | None = None, masks: Masks = (None, None),
+                projected: bool = False) -> State:
+        """One step. With ``projected=True``, ``x`` is already :meth:`input_gates` of the input (masked)."""
         h, c = self.zero_state(x) if state is None else state
         mask_x, mask_h = masks
-        if mask_x is not None:
-            x = x * mask_x
+        gates_x = x if projected else self.input_gates(x, mask_x)
         if mask_h is not None:
             h = h * mask_h
-        i, f, g, o = self.gates(x, h).chunk(4, dim=-1)
+        i, f, g, o = (gates_x + self.recurrent_gates(h)).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * self.hidden(c), c
 
@@ -155,8 +166,11 @@ class LayerNormLSTMCell(LSTMCell):
             if norm is not None:
                 norm.reset_parameters()
 
-    def gates(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.norm_ih(F.linear(x, self.weight_ih)) + self.norm_hh(F.linear(h, self.weight_hh))
+    def input_gates(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.norm_ih(super().input_gates(x, mask))
+
+    def recurrent_gates(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm_hh(super().recurrent_gates(h))
 
     def hidden(self, c: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.norm_c(c))
@@ -166,7 +180,9 @@ class Recurrent(nn.Module):
     """Run a cell over a sequence, one Python loop iteration per time step.
 
     Dropout masks are drawn once per sequence (in training mode) and reused at every step, which is
-    what makes the dropout variational.
+    what makes the dropout variational. The inputs' share of the gates is computed for the whole
+    sequence at once (:meth:`LSTMCell.input_gates`); each step then calls the cell with
+    ``projected=True``, so a cell marked ``@torchsci.compile`` compiles just the recurrent part.
 
     Parameters
     ----------
@@ -197,12 +213,15 @@ class Recurrent(nn.Module):
         self.batch_first = batch_first
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        steps = x.unbind(1 if self.batch_first else 0)
+        time_dim = 1 if self.batch_first else 0
+        first = x.select(time_dim, 0)
         if state is None:
-            state = self.cell.zero_state(steps[0])
-        masks = self.cell.sample_masks(steps[0].shape[0], steps[0])
+            state = self.cell.zero_state(first)
+        mask_x, mask_h = self.cell.sample_masks(first.shape[0], first)
+        if mask_x is not None and self.batch_first:
+            mask_x = mask_x.unsqueeze(1)  # the same mask at every time step
         outputs = []
-        for x_t in steps:
-            state = self.cell(x_t, state, masks)
+        for gates_x in self.cell.input_gates(x, mask_x).unbind(time_dim):
+            state = self.cell(gates_x, state, (None, mask_h), projected=True)
             outputs.append(state[0])
-        return torch.stack(outputs, 1 if self.batch_first else 0), state
+        return torch.stack(outputs, time_dim), state
