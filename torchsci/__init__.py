@@ -44,11 +44,21 @@ from torchsci.trainer import FitResult, Trainer, TrainingDiverged
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # torchsci.quantize imports torchao (seconds) only when it is first used
+    if name == "quantize":
+        from torchsci.quantization import quantize  # noqa: PLC0415
+
+        return quantize
+    raise AttributeError(f"module 'torchsci' has no attribute {name!r}")
+
+
 __all__ = [
     "Callback", "CheckpointError", "DataSplits", "ClassificationTask", "ConfigError", "ConformanceError", "DataError",
     "DeviceError", "EarlyStopping", "ExportError", "FitResult", "Padded", "Precision", "PretrainedWeights",
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
     "Trainer", "TrainingDiverged", "compile", "compile_enabled", "compose", "create_model", "export", "list_models",
-    "load_exported", "load_model", "load_state", "load_weights", "move_to", "pad_sequences", "registry",
+    "load_exported", "load_model", "load_state", "load_weights", "move_to", "pad_sequences", "quantize", "registry",
     "resolve_device", "run", "save_state", "seed_everything", "set_compile",
 ]

@@ -322,6 +322,20 @@ def _default_path(fmt: str, path: str | Path | None, model: nn.Module) -> Path:
     return path
 
 
+def _refuse_unsupported_quantization(model: nn.Module, fmt: str) -> None:
+    """A model from :func:`torchsci.quantize` goes only to the formats known to take it (and pass parity)."""
+    mode = getattr(model, "torchsci_quantization", None)
+    if mode is None:
+        return
+    from torchsci.quantization import EXPORT_SUPPORT  # noqa: PLC0415
+
+    if fmt not in EXPORT_SUPPORT[mode]:
+        raise ExportError(
+            f"export format {fmt!r} does not accept an int8 {mode!r}-quantised model with this PyTorch "
+            f"({torch.__version__}); use format={' or '.join(repr(f) for f in EXPORT_SUPPORT[mode])}, or quantise "
+            f"with mode='weight_only' (which {', '.join(EXPORT_SUPPORT['weight_only'])} accept).")
+
+
 def export(
     model: nn.Module,
     example_inputs: tuple,
@@ -368,7 +382,8 @@ def export(
     Raises
     ------
     ExportError
-        The example has a batch of 1, the exporter failed, or the artifact disagrees with eager.
+        The example has a batch of 1, the exporter failed, the artifact disagrees with eager, or the
+        model was quantised (:func:`torchsci.quantize`) in a mode this format cannot take.
 
     Examples
     --------
@@ -384,6 +399,7 @@ def export(
         raise ExportError(f"export format={format!r}: choose one of {', '.join(FORMATS)}.")
     if not isinstance(example_inputs, tuple):
         raise ExportError(f"export: example_inputs must be a tuple of positional inputs, got {type(example_inputs).__name__}.")
+    _refuse_unsupported_quantization(model, format)
     target = _default_path(format, path, model)
     was_training = model.training
     model.eval()

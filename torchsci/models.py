@@ -1,4 +1,4 @@
-"""The core's own model: a multilayer perceptron, the baseline every field compares against."""
+"""The core's own models: a multilayer perceptron and an LSTM sequence regressor, the baselines every field compares against."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchsci.nn import LayerNormLSTMCell, LSTMCell, Recurrent
 from torchsci.registry import registry
 from torchsci.task import ClassificationTask, RegressionTask
 
@@ -62,3 +63,38 @@ def mlp(in_features: int = 5, out_features: int = 1, hidden: Sequence[int] = (64
         norm: bool = False) -> MLP:
     """``core/mlp``: :class:`MLP` for tabular features."""
     return MLP(in_features, out_features, tuple(hidden), dropout, norm)
+
+
+class SequenceRegressor(nn.Module):
+    """Sequences ``(batch, time, features)`` -> one prediction per sequence, read from the last hidden state.
+
+    A :class:`torchsci.nn.Recurrent` LSTM (plain or layer-norm cell, with variational dropout) and a
+    linear head: the core's baseline for time series.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsci.models import SequenceRegressor
+    >>> SequenceRegressor(3, 2, hidden=8, cell="layernorm")(torch.zeros(5, 7, 3)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, in_features: int, out_features: int, hidden: int = 64, cell: str = "lstm",
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0) -> None:
+        super().__init__()
+        cells = {"lstm": LSTMCell, "layernorm": LayerNormLSTMCell}
+        if cell not in cells:
+            raise ValueError(f"SequenceRegressor: cell={cell!r}; choose one of {', '.join(cells)}.")
+        self.lstm = Recurrent(cells[cell](in_features, hidden, dropout=dropout, recurrent_dropout=recurrent_dropout))
+        self.head = nn.Linear(hidden, out_features)
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(sequences)
+        return self.head(h)
+
+
+@registry.register_model("core/lstm", example_inputs=lambda: (torch.randn(3, 3, 4),))
+def lstm(in_features: int = 4, out_features: int = 1, hidden: int = 32, cell: str = "lstm", dropout: float = 0.0,
+         recurrent_dropout: float = 0.0) -> SequenceRegressor:
+    """``core/lstm``: :class:`SequenceRegressor` over ``(batch, time, features)`` sequences."""
+    return SequenceRegressor(in_features, out_features, hidden, cell, dropout, recurrent_dropout)
