@@ -1,5 +1,17 @@
-"""torchsci_neuro: the neuro plug-in of torchsci (models and datasets arrive with its own issue)."""
+"""torchsci_neuro: the neuro plug-in of torchsci.
+
+Models (:mod:`torchsci_neuro.models`), a SynthSeg-style synthetic training-data generator
+(:mod:`torchsci_neuro.synth`) built on the MNI152 template that ships inside nilearn
+(:mod:`torchsci_neuro.templates`), and a segmentation task with Dice metrics (:mod:`torchsci_neuro.task`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
-def register(registry) -> None:
+def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
+    from torchsci_neuro import models  # noqa: PLC0415 (torch-only; field libraries load on first use)
+
+    models.register(registry)
