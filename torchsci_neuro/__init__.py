@@ -10,8 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 
+def synth_brain(**kwargs: Any) -> Any:
+    """``neuro/synth_brain``: a :class:`torchsci_neuro.synth.SynthBrainDataset` built with ``kwargs``."""
+    from torchsci_neuro.synth import SynthBrainDataset  # noqa: PLC0415 (scipy and the template load on use)
+
+    return SynthBrainDataset(**kwargs)
+
+
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
     from torchsci_neuro import models  # noqa: PLC0415 (torch-only; field libraries load on first use)
 
     models.register(registry)
+    registry.register_dataset("neuro/synth_brain")(synth_brain)

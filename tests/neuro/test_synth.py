@@ -52,3 +52,10 @@ def test_fixed_validation_set_is_reproducible_and_leaves_global_rng_alone():
 def test_normalise_intensity_maps_percentiles_to_unit_range():
     out = normalise_intensity(np.linspace(-5.0, 5.0, 1001))
     assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
+
+
+def test_registry_builds_the_generator_by_name():
+    import torchsci
+
+    data = torchsci.registry.create_dataset("neuro/synth_brain", length=2, shape=SHAPE, voxel_size=4.0)
+    assert isinstance(data, SynthBrainDataset) and len(data) == 2
