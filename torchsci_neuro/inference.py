@@ -39,7 +39,8 @@ def gaussian_importance(window: Sequence[int], sigma_scale: float = 0.125) -> to
     """Blending weights of one window: a Gaussian of ``sigma = sigma_scale * size`` per axis, peak 1.
 
     Centre voxels of a window see the most context, so they get the largest say where windows
-    overlap. Weights are clamped away from zero so every voxel of a window counts a little.
+    overlap. Each axis is clamped away from zero (not the product: a floor on the product would give
+    a window's corner as much say as a neighbour's well-placed voxel), so every weight is positive.
 
     Examples
     --------
@@ -51,10 +52,9 @@ def gaussian_importance(window: Sequence[int], sigma_scale: float = 0.125) -> to
     for size in window:
         centre = (size - 1) / 2.0
         sigma = max(sigma_scale * size, 1e-3)
-        axes.append(torch.exp(-0.5 * ((torch.arange(size, dtype=torch.float64) - centre) / sigma) ** 2))
-    weight = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
-    weight = weight / weight.max()
-    return weight.clamp_min(1e-3).float()
+        axis = torch.exp(-0.5 * ((torch.arange(size, dtype=torch.float64) - centre) / sigma) ** 2)
+        axes.append((axis / axis.max()).clamp_min(1e-3))
+    return (axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]).float()
 
 
 def window_starts(length: int, window: int, overlap: float) -> list[int]:
