@@ -23,3 +23,17 @@ def register(registry: Any) -> None:
 
     models.register(registry)
     registry.register_dataset("neuro/synth_brain")(synth_brain)
+    registry.register_command("neuro", _add_commands)
+
+
+def _add_commands(subparsers: Any) -> None:
+    from torchsci_neuro.commands import add_commands  # noqa: PLC0415 (nibabel, scipy, skimage load here)
+
+    add_commands(subparsers)
+
+
+def segment(scan: Any, task: str = "tissue", device: Any = "auto", model: Any = None, **kwargs: Any) -> Any:
+    """Segment a brain scan into labels on its own grid; see :func:`torchsci_neuro.inference.segment`."""
+    from torchsci_neuro.inference import segment as _segment  # noqa: PLC0415
+
+    return _segment(scan, task=task, device=device, model=model, **kwargs)

@@ -194,12 +194,33 @@ def resolve_model(model: nn.Module | str | os.PathLike | None) -> nn.Module:
     return torchsci.create_model(PRETRAINED_MODEL, pretrained=True)
 
 
-def _canonical(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The data with axes permuted/flipped to the closest RAS order, its voxel sizes, and the transform."""
+def canonical(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The data with axes permuted/flipped to the closest RAS order (no interpolation), its voxel sizes
+    in that order, and the nibabel orientation transform that did it."""
     ornt = nib.orientations.io_orientation(scan.affine)
     data = nib.orientations.apply_orientation(scan.data, ornt)
-    voxel_size = np.asarray(scan.voxel_size)[ornt[:, 0].astype(int)]
+    # ornt[i, 0] is the output axis of input axis i, so voxel sizes move the same way.
+    voxel_size = np.empty(3)
+    voxel_size[ornt[:, 0].astype(int)] = scan.voxel_size
     return np.ascontiguousarray(data), voxel_size, ornt
+
+
+def model_grid_shape(shape: Sequence[int], voxel_size: Sequence[float], spacing: float) -> list[int]:
+    """Voxels per axis of the grid at ``spacing`` mm that spans the same field of view."""
+    return [max(1, round(n * v / spacing)) for n, v in zip(shape, voxel_size)]
+
+
+def to_model_grid(data: np.ndarray, voxel_size: Sequence[float], spacing: float) -> np.ndarray:
+    """Resample canonical ``data`` to ``spacing`` mm (same field of view) and normalise it to [0, 1].
+
+    Shrinking by more than 1.5x blurs first, so thin structures do not alias at the model's spacing.
+    """
+    model_shape = model_grid_shape(data.shape, voxel_size, spacing)
+    factors = np.asarray(data.shape) / np.asarray(model_shape)
+    if (factors > 1.5).any():
+        data = ndi.gaussian_filter(data, sigma=np.sqrt(np.clip(factors ** 2 - 1.0, 0.0, None)) / 2.0)
+    image = _resample(torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None], model_shape)[0]
+    return normalise_intensity(image.numpy())
 
 
 def _output_image(labels: np.ndarray, scan: Scan) -> nib.Nifti1Image:
@@ -271,16 +292,8 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     target_device = resolve_device(device)
     network = network.to(target_device).eval()
 
-    data, voxel_size, ornt = _canonical(scan)
-    model_shape = [max(1, round(n * v / spacing)) for n, v in zip(data.shape, voxel_size)]
-    image = torch.from_numpy(data)[None]
-    # Blur before shrinking by more than 1.5x so thin structures do not alias at the model's spacing.
-    factors = np.asarray(data.shape) / np.asarray(model_shape)
-    if (factors > 1.5).any():
-        sigma = np.sqrt(np.clip(factors ** 2 - 1.0, 0.0, None)) / 2.0
-        image = torch.from_numpy(ndi.gaussian_filter(data, sigma=sigma))[None]
-    image = _resample(image, model_shape)[0]
-    image = torch.from_numpy(normalise_intensity(image.numpy())).to(target_device)
+    data, voxel_size, ornt = canonical(scan)
+    image = torch.from_numpy(to_model_grid(data, voxel_size, spacing)).to(target_device)
 
     probs = sliding_window_probabilities(network, image, window, overlap, batch_size,
                                          mirror_axes=(0,) if mirror else (), progress=progress)

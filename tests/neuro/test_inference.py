@@ -64,7 +64,8 @@ def _oblique_affine(voxel_size) -> np.ndarray:
 GEOMETRIES = {
     "ras_1mm": (np.diag([1.0, 1.0, 1.0, 1.0]), (1.0, 1.0, 1.0)),
     "las_1mm": (np.diag([-1.0, 1.0, 1.0, 1.0]), (1.0, 1.0, 1.0)),
-    "psl_permuted": (np.array([[0, 0, -1.2, 0], [-1.2, 0, 0, 0], [0, 1.2, 0, 0], [0, 0, 0, 1.0]]), (1.2, 1.2, 1.2)),
+    "permuted_anisotropic": (np.array([[0, 0, -1.0, 0], [-0.9, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 0, 1.0]]),
+                             (0.9, 3.0, 1.0)),
     "oblique": (_oblique_affine((1.0, 1.0, 1.0)), (1.0, 1.0, 1.0)),
     "anisotropic_0.9x0.9x3": (np.diag([0.9, 0.9, 3.0, 1.0]), (0.9, 0.9, 3.0)),
 }
@@ -73,7 +74,7 @@ GEOMETRIES = {
 @pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
 def test_sphere_phantom_is_segmented_where_it_is(tmp_path, geometry):
     affine, voxel_size = GEOMETRIES[geometry]
-    shape = (48, 40, 36) if voxel_size[2] < 2 else (48, 40, 14)
+    shape = tuple(round(fov / v) for fov, v in zip((48.0, 40.0, 38.0), voxel_size))
     # Off-centre along every axis, so a flipped or permuted axis would move it away.
     centre = np.array(shape) * np.array([0.35, 0.6, 0.45])
     sphere = _sphere_phantom(shape, centre, 9.0, voxel_size)
