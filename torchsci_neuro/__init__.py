@@ -17,12 +17,34 @@ def synth_brain(**kwargs: Any) -> Any:
     return SynthBrainDataset(**kwargs)
 
 
+def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: int = 20240,
+                 shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0, **synth_kwargs: Any) -> Any:
+    """``neuro/synth_tissue``: endless synthetic training scans and a fixed, seeded synthetic validation set.
+
+    The data of the shipped tissue model's recipe (``configs/experiment/neuro/synth_tissue.yaml``).
+    """
+    from torchsci.data import DataSplits  # noqa: PLC0415
+    from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset  # noqa: PLC0415
+
+    shape = tuple(shape)
+    train = SynthBrainDataset(length=samples_per_epoch, shape=shape, voxel_size=voxel_size, **synth_kwargs)
+    val = FixedSynthDataset(val_samples, seed=val_seed, shape=shape, voxel_size=voxel_size, **synth_kwargs)
+    return DataSplits(train=train, val=val, model_kwargs={"num_classes": 4},
+                      info={"validation": f"{val_samples} synthetic scans, seed {val_seed} (not real scans)",
+                            "voxel_size_mm": voxel_size, "shape": list(shape)})
+
+
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
-    from torchsci_neuro import models  # noqa: PLC0415 (torch-only; field libraries load on first use)
+    # torch, nibabel and scipy only; scikit-image, matplotlib and nilearn load on first use.
+    from torchsci_neuro import datasets, models  # noqa: PLC0415
+    from torchsci_neuro.task import SegmentationTask  # noqa: PLC0415
 
     models.register(registry)
     registry.register_dataset("neuro/synth_brain")(synth_brain)
+    registry.register_dataset("neuro/synth_tissue")(synth_tissue)
+    registry.register_dataset("neuro/labelled_scans")(datasets.labelled_scans)
+    registry.register_task("neuro/segmentation")(SegmentationTask)
     registry.register_command("neuro", _add_commands)
 
 

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from skimage import measure
 from torch import nn
 
 from torchsci.errors import ConfigError, PretrainedWeightsError
@@ -142,6 +141,8 @@ def _resample(volume: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
+    from skimage import measure  # noqa: PLC0415 (kept out of the plug-in's import)
+
     components = measure.label(mask, connectivity=1)
     if components.max() <= 1:
         return mask
