@@ -92,7 +92,7 @@ def unet3d(in_channels: int = 1, num_classes: int = 4, channels: Sequence[int] =
 def _example_inputs() -> tuple[torch.Tensor]:
     # Odd batch and non-cubic spatial dims divisible by 8: the conformance checks see anisotropic
     # shapes without the rounding of odd pooling levels.
-    return (torch.randn(3, 1, 24, 24, 16),)
+    return (torch.randn(3, 1, 16, 16, 8),)
 
 
 def register(registry: Registry) -> None:

@@ -12,7 +12,7 @@ from torchsci_neuro.models import UNet3D
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_unet3d_passes_check_model(channels_last):
-    entry = torchsci.registry._entry("neuro/unet3d")
+    entry = torchsci.registry.model_entry("neuro/unet3d")
     model = torchsci.create_model("neuro/unet3d", channels_last=channels_last)
     report = check_model(model, entry.example_inputs())
     assert "export:pt2" in report.passed and not report.known_gaps
