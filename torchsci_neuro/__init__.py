@@ -1,8 +1,11 @@
 """torchsci_neuro: the neuro plug-in of torchsci.
 
-Models (:mod:`torchsci_neuro.models`), a SynthSeg-style synthetic training-data generator
-(:mod:`torchsci_neuro.synth`) built on the MNI152 template that ships inside nilearn
-(:mod:`torchsci_neuro.templates`), and a segmentation task with Dice metrics (:mod:`torchsci_neuro.task`).
+Segment a scan with one call, :func:`segment` (:mod:`torchsci_neuro.inference`; validated NIfTI reading in
+:mod:`torchsci_neuro.io`; ``torchsci neuro segment`` in :mod:`torchsci_neuro.commands`). Models
+(:mod:`torchsci_neuro.models`), a SynthSeg-style synthetic training-data generator (:mod:`torchsci_neuro.synth`)
+built on the MNI152 template that ships inside nilearn (:mod:`torchsci_neuro.templates`), training on a lab's
+own image/label pairs (:mod:`torchsci_neuro.datasets`), and a segmentation task with Dice and 95% Hausdorff
+metrics (:mod:`torchsci_neuro.task`).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
              ("coronal", data[:, centre[1]], label_data[:, centre[1]]),
              ("axial", data[:, :, centre[2]], label_data[:, :, centre[2]])]
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4))
-    for ax, (title, slab, slab_labels) in zip(axes, views):
+    for ax, (title, slab, slab_labels) in zip(axes, views, strict=True):
         ax.imshow(slab.T, cmap="gray", origin="lower", vmin=low, vmax=high)
         overlay = np.ma.masked_equal(slab_labels.T, 0)
         ax.imshow(overlay, cmap=colours, origin="lower", alpha=0.45, vmin=0, vmax=len(LABEL_NAMES[task]) - 1,

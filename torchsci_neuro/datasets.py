@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,8 +118,8 @@ def _load_labels(path: Path):
 def _crop(volume: np.ndarray, corner: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """``volume[corner:corner+size]`` with zeros outside the volume (air, background)."""
     out = np.zeros(tuple(size), dtype=volume.dtype)
-    src = tuple(slice(max(c, 0), min(c + s, n)) for c, s, n in zip(corner, size, volume.shape))
-    dst = tuple(slice(sl.start - c, sl.stop - c) for sl, c in zip(src, corner))
+    src = tuple(slice(max(c, 0), min(c + s, n)) for c, s, n in zip(corner, size, volume.shape, strict=True))
+    dst = tuple(slice(sl.start - c, sl.stop - c) for sl, c in zip(src, corner, strict=True))
     out[dst] = volume[src]
     return out
 

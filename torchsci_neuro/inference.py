@@ -103,19 +103,19 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
 
     window = tuple(int(w) for w in window)
     shape = tuple(image.shape)
-    padded_shape = tuple(max(n, w) for n, w in zip(shape, window))
+    padded_shape = tuple(max(n, w) for n, w in zip(shape, window, strict=True))
     if padded_shape != shape:
-        image = F.pad(image, [p for n, m in zip(reversed(shape), reversed(padded_shape)) for p in (0, m - n)])
+        image = F.pad(image, [p for n, m in zip(reversed(shape), reversed(padded_shape), strict=True) for p in (0, m - n)])
     device = image.device
     importance = gaussian_importance(window).to(device)
-    corners = list(product(*(window_starts(n, w, overlap) for n, w in zip(padded_shape, window))))
+    corners = list(product(*(window_starts(n, w, overlap) for n, w in zip(padded_shape, window, strict=True))))
     totals: torch.Tensor | None = None
     weight_sum = torch.zeros(padded_shape, device=device)
     flips = [()] + [(axis + 2,) for axis in mirror_axes]  # +2: batch and channel dims come first
     bar = tqdm(total=len(corners), desc="segment", unit="window", disable=not progress, leave=False)
     for first in range(0, len(corners), batch_size):
         chunk = corners[first:first + batch_size]
-        slices = [tuple(slice(c, c + w) for c, w in zip(corner, window)) for corner in chunk]
+        slices = [tuple(slice(c, c + w) for c, w in zip(corner, window, strict=True)) for corner in chunk]
         batch = torch.stack([image[s] for s in slices])[:, None]
         probs = torch.zeros(())
         for dims in flips:
@@ -124,7 +124,7 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
         probs = probs / len(flips)
         if totals is None:
             totals = torch.zeros((probs.shape[1], *padded_shape), device=device)
-        for s, p in zip(slices, probs):
+        for s, p in zip(slices, probs, strict=True):
             totals[(slice(None), *s)] += p * importance
             weight_sum[s] += importance
         bar.update(len(chunk))
@@ -208,7 +208,7 @@ def canonical(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def model_grid_shape(shape: Sequence[int], voxel_size: Sequence[float], spacing: float) -> list[int]:
     """Voxels per axis of the grid at ``spacing`` mm that spans the same field of view."""
-    return [max(1, round(n * v / spacing)) for n, v in zip(shape, voxel_size)]
+    return [max(1, round(n * v / spacing)) for n, v in zip(shape, voxel_size, strict=True)]
 
 
 def to_model_grid(data: np.ndarray, voxel_size: Sequence[float], spacing: float) -> np.ndarray:

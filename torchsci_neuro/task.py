@@ -116,7 +116,7 @@ class HausdorffDistance95(Metric):
         """``preds``: logits ``(B, C, D, H, W)``; ``target``: labels ``(B, D, H, W)``; ``weight`` is ignored."""
         predicted = preds.argmax(dim=1).cpu().numpy()
         true = target.cpu().numpy()
-        for p, t in zip(predicted, true):
+        for p, t in zip(predicted, true, strict=True):
             if self.label is None:
                 value = hausdorff95(p > 0, t > 0, self.voxel_size)
             else:

@@ -19,7 +19,7 @@ def phantom(shape, centre, radii=(11.0, 8.0, 5.0), seed=0):
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(float)
     distance = np.sqrt(((grid - np.asarray(centre)) ** 2).sum(-1))
     labels = np.zeros(shape, np.uint8)
-    for label, radius in zip((1, 2, 3), radii):
+    for label, radius in zip((1, 2, 3), radii, strict=True):
         labels[distance <= radius] = label
     rng = np.random.RandomState(seed)
     image = TISSUE_INTENSITY[labels] * 800.0 + rng.normal(0, 10.0, size=shape) + 50.0

@@ -20,9 +20,9 @@ from .conftest import torchsci_cli, write_study
 
 def test_find_pairs_from_folder_and_csv(study, tmp_path):
     pairs = find_pairs(study)
-    assert [(i.name, l.name) for i, l in pairs] == [(f"case-{k}.nii.gz", f"case-{k}.nii.gz") for k in range(3)]
+    assert [(i.name, lab.name) for i, lab in pairs] == [(f"case-{k}.nii.gz", f"case-{k}.nii.gz") for k in range(3)]
     listing = tmp_path / "cases.csv"
-    listing.write_text("image,label\n" + "".join(f"{i},{l}\n" for i, l in pairs))
+    listing.write_text("image,label\n" + "".join(f"{i},{lab}\n" for i, lab in pairs))
     assert find_pairs(csv_file=listing) == pairs
 
 

@@ -74,7 +74,7 @@ GEOMETRIES = {
 @pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
 def test_sphere_phantom_is_segmented_where_it_is(tmp_path, geometry):
     affine, voxel_size = GEOMETRIES[geometry]
-    shape = tuple(round(fov / v) for fov, v in zip((48.0, 40.0, 38.0), voxel_size))
+    shape = tuple(round(fov / v) for fov, v in zip((48.0, 40.0, 38.0), voxel_size, strict=True))
     # Off-centre along every axis, so a flipped or permuted axis would move it away.
     centre = np.array(shape) * np.array([0.35, 0.6, 0.45])
     sphere = _sphere_phantom(shape, centre, 9.0, voxel_size)
@@ -145,7 +145,7 @@ def test_window_starts_cover_the_volume():
     for length in (7, 16, 17, 63, 100):
         starts = window_starts(length, 16, 0.5)
         assert starts[0] == 0 and starts[-1] == max(0, length - 16)
-        assert all(b - a <= 8 for a, b in zip(starts, starts[1:]))
+        assert all(b - a <= 8 for a, b in zip(starts[:-1], starts[1:], strict=True))
 
 
 def test_gaussian_blending_weights_normalise():
