@@ -1,5 +1,64 @@
-"""torchsci_neuro: the neuro plug-in of torchsci (models and datasets arrive with its own issue)."""
+"""torchsci_neuro: the neuro plug-in of torchsci.
+
+Segment a scan with one call, :func:`segment` (:mod:`torchsci_neuro.inference`; validated NIfTI reading in
+:mod:`torchsci_neuro.io`; ``torchsci neuro segment`` in :mod:`torchsci_neuro.commands`). Models
+(:mod:`torchsci_neuro.models`), a SynthSeg-style synthetic training-data generator (:mod:`torchsci_neuro.synth`)
+built on the MNI152 template that ships inside nilearn (:mod:`torchsci_neuro.templates`), training on a lab's
+own image/label pairs (:mod:`torchsci_neuro.datasets`), and a segmentation task with Dice and 95% Hausdorff
+metrics (:mod:`torchsci_neuro.task`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
-def register(registry) -> None:
+def synth_brain(**kwargs: Any) -> Any:
+    """``neuro/synth_brain``: a :class:`torchsci_neuro.synth.SynthBrainDataset` built with ``kwargs``."""
+    from torchsci_neuro.synth import SynthBrainDataset  # noqa: PLC0415 (scipy and the template load on use)
+
+    return SynthBrainDataset(**kwargs)
+
+
+def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: int = 20240,
+                 shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0, **synth_kwargs: Any) -> Any:
+    """``neuro/synth_tissue``: endless synthetic training scans and a fixed, seeded synthetic validation set.
+
+    The data of the shipped tissue model's recipe (``configs/experiment/neuro/synth_tissue.yaml``).
+    """
+    from torchsci.data import DataSplits  # noqa: PLC0415
+    from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset  # noqa: PLC0415
+
+    shape = tuple(shape)
+    train = SynthBrainDataset(length=samples_per_epoch, shape=shape, voxel_size=voxel_size, **synth_kwargs)
+    val = FixedSynthDataset(val_samples, seed=val_seed, shape=shape, voxel_size=voxel_size, **synth_kwargs)
+    return DataSplits(train=train, val=val, model_kwargs={"num_classes": 4},
+                      info={"validation": f"{val_samples} synthetic scans, seed {val_seed} (not real scans)",
+                            "voxel_size_mm": voxel_size, "shape": list(shape)})
+
+
+def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
+    # torch, nibabel and scipy only; scikit-image, matplotlib and nilearn load on first use.
+    from torchsci_neuro import datasets, models  # noqa: PLC0415
+    from torchsci_neuro.task import SegmentationTask  # noqa: PLC0415
+
+    models.register(registry)
+    registry.register_dataset("neuro/synth_brain")(synth_brain)
+    registry.register_dataset("neuro/synth_tissue")(synth_tissue)
+    registry.register_dataset("neuro/labelled_scans")(datasets.labelled_scans)
+    registry.register_task("neuro/segmentation")(SegmentationTask)
+    registry.register_command("neuro", _add_commands)
+
+
+def _add_commands(subparsers: Any) -> None:
+    from torchsci_neuro.commands import add_commands  # noqa: PLC0415 (nibabel, scipy, skimage load here)
+
+    add_commands(subparsers)
+
+
+def segment(scan: Any, task: str = "tissue", device: Any = "auto", model: Any = None, **kwargs: Any) -> Any:
+    """Segment a brain scan into labels on its own grid; see :func:`torchsci_neuro.inference.segment`."""
+    from torchsci_neuro.inference import segment as _segment  # noqa: PLC0415
+
+    return _segment(scan, task=task, device=device, model=model, **kwargs)
