@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,18 +34,8 @@ from torch import nn
 import torchsci
 from torchsci.errors import TorchsciError
 
-
-class SmallConv3d(nn.Module):
-    """conv-bn-relu x2 with a pooling step and a 1x1x1 head (as in benchmarks/export_inference.py)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv3d(1, 16, 3, padding=1), nn.BatchNorm3d(16), nn.ReLU(), nn.MaxPool3d(2),
-            nn.Conv3d(16, 32, 3, padding=1), nn.BatchNorm3d(32), nn.ReLU(), nn.Conv3d(32, 3, 1))
-
-    def forward(self, scan: torch.Tensor) -> torch.Tensor:
-        return self.net(scan)
+sys.path.insert(0, str(Path(__file__).parent))
+from export_inference import SmallConv3d  # noqa: E402 (the same small conv net as the latency benchmark)
 
 
 def models() -> dict[str, tuple[nn.Module, torch.Tensor]]:
