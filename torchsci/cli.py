@@ -1,7 +1,8 @@
 """The ``torchsci`` command.
 
 Config-driven runs go through Hydra: ``torchsci train|evaluate|predict [experiment=...] [key=value ...]``
-accepts every Hydra option (``-m`` sweeps, ``--cfg job``, ``--help``, ``-sc`` shell completion).
+accepts every Hydra option (``-m`` sweeps, ``--cfg job``, ``--help``); ``torchsci-train`` and friends are the
+same commands as single executables, for Hydra's shell completion (``-sc install=bash``).
 Plain subcommands serve one-shot jobs; each installed plug-in adds its own under its field's name
 (``torchsci neuro ...``) with ``registry.register_command(field, add_parser)`` in its ``register``.
 """
@@ -146,6 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TorchsciError as exc:
         print(f"torchsci {' '.join(argv[:1])}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def train() -> int:
+    """``torchsci-train ...`` = ``torchsci train ...`` (an executable of its own for shell completion)."""
+    return main(["train", *sys.argv[1:]])
+
+
+def evaluate() -> int:
+    """``torchsci-evaluate ...`` = ``torchsci evaluate ...``."""
+    return main(["evaluate", *sys.argv[1:]])
+
+
+def predict() -> int:
+    """``torchsci-predict ...`` = ``torchsci predict ...``."""
+    return main(["predict", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -180,3 +180,15 @@ def test_export_from_a_config_and_from_a_checkpoint(tmp_path):
     assert plain.returncode == 0, plain.stderr
     wrong = cli("export", str(ckpt), "--format", "pt2", "-o", str(tmp_path / "pt2"), cwd=tmp_path)
     assert wrong.returncode == 2 and "--example-shape" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_shell_completion_answers_for_keys_and_groups(tmp_path):
+    """What Hydra's bash completion script asks ``torchsci-train -sc query=bash`` while the user types."""
+    def query(line: str) -> str:
+        env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        return cli("train", "-sc", "query=bash", cwd=tmp_path, env=env).stdout
+
+    assert "trainer.max_epochs=" in query("torchsci-train trainer.max_").split()
+    assert "experiment/" in query("torchsci-train exp").split()
+    script = cli("train", "-sc", "install=bash", cwd=tmp_path).stdout
+    assert "complete" in script and "torchsci-train" in script
