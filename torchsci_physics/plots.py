@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as a PNG (creating the folder) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], path: str | os.PathLike,
              signal: int = 1, signal_name: str = "signal", background_name: str = "background") -> Path:
     """Background rejection vs signal efficiency for each ``{label: (labels, scores, weights)}``."""
@@ -40,12 +51,7 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | Non
     ax.set_ylabel(f"{background_name} rejection (1 / efficiency)")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_scores(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None, path: str | os.PathLike,
@@ -62,9 +68,4 @@ def plot_scores(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | No
     ax.set_xlabel(f"{class_names[signal]} score")
     ax.set_ylabel("normalised")
     ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -24,11 +25,8 @@ def test_cuda_where_absent_says_what_to_do(name):
         resolve_device(name)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="checks the error raised where torch_xla is absent")
 def test_xla_without_torch_xla_says_what_to_install():
-    import importlib.util
-
-    if importlib.util.find_spec("torch_xla") is not None:
-        pytest.skip("torch_xla is installed here")
     with pytest.raises(DeviceError, match="pip install 'torch_xla"):
         resolve_device("xla")
 
