@@ -29,22 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import torchsci
 from torchsci.errors import TorchsciError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_inference import SmallConv3d  # noqa: E402 (the same small conv net as the latency benchmark)
-
-
-def models() -> dict[str, tuple[nn.Module, torch.Tensor]]:
-    torch.manual_seed(0)
-    mlp = torchsci.create_model("core/mlp", in_features=64, out_features=1, hidden=[256, 256])
-    conv = SmallConv3d()
-    conv(torch.randn(2, 1, 16, 16, 16))  # give batch norm real running statistics
-    return {"core/mlp (batch 256)": (mlp.eval(), torch.randn(256, 64)),
-            "conv3d (2x1x48^3)": (conv.eval(), torch.randn(2, 1, 48, 48, 48))}
+from export_inference import models as latency_models  # noqa: E402 (the same two models as the latency benchmark)
 
 
 def onnx_session(path: Path, threads: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -76,7 +66,7 @@ def main() -> None:
           f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     format_rows, int8_rows = [], []
     with tempfile.TemporaryDirectory() as folder:
-        for label, (model, x) in models().items():
+        for label, (model, x) in latency_models(conv_batch=2).items():  # export refuses a batch of 1
             ways: dict[str, Callable] = {"eager float32": model}
             export_info: dict[str, tuple[float, float]] = {}
             for fmt in formats:

@@ -37,13 +37,14 @@ class SmallConv3d(nn.Module):
         return self.net(scan)
 
 
-def models() -> dict[str, tuple[nn.Module, torch.Tensor]]:
+def models(conv_batch: int = 1) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """core/mlp on a batch of 256 and :class:`SmallConv3d` on ``conv_batch`` 48^3 volumes, in eval mode."""
     torch.manual_seed(0)
     mlp = torchsci.create_model("core/mlp", in_features=64, out_features=1, hidden=[256, 256])
     conv = SmallConv3d()
     conv(torch.randn(2, 1, 16, 16, 16))  # give batch norm real running statistics
     return {"core/mlp (batch 256, 64 features)": (mlp.eval(), torch.randn(256, 64)),
-            "conv3d (1x1x48^3)": (conv.eval(), torch.randn(1, 1, 48, 48, 48))}
+            f"conv3d ({conv_batch}x1x48^3)": (conv.eval(), torch.randn(conv_batch, 1, 48, 48, 48))}
 
 
 def prepare(model: nn.Module, x: torch.Tensor, threads: int, folder: str) -> dict[str, tuple[Callable, float]]:

@@ -69,12 +69,3 @@ def all_gather_object(obj: Any) -> list[Any]:
         dist.all_gather_object(out, obj)
         return out
     return [obj]
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank."""
-    if dist.is_available() and dist.is_initialized():
-        box = [obj]
-        dist.broadcast_object_list(box, src=src)
-        return box[0]
-    return obj

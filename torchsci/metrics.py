@@ -21,7 +21,6 @@ class Metric:
     """
 
     names: tuple[str, ...] = ()
-    higher_is_better: bool = False
 
     def __init__(self) -> None:
         self.reset()
@@ -90,7 +89,6 @@ class Accuracy(Metric):
     """(Weighted) fraction of correct class predictions from logits ``(batch, classes)``."""
 
     names = ("correct", "w")
-    higher_is_better = True
 
     def update(self, preds, target, weight=None):
         w = _weights(target, weight)

@@ -176,7 +176,6 @@ class Trainer:
         self.optimizer_spec, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.scheduler_spec, self.scheduler_interval = scheduler, scheduler_interval
         self.accumulate, self.clip = accumulate_grad_batches, gradient_clip_norm
-        self.device_spec, self.precision_spec = device, precision
         self.seed, self.deterministic = seed, deterministic
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / stamp

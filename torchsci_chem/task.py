@@ -62,8 +62,6 @@ class MaskedMAE(MaskedRMSE):
 class MaskedROCAUC(Metric):
     """ROC AUC per task over measured entries, averaged over tasks that have both classes."""
 
-    higher_is_better = True
-
     def reset(self) -> None:
         self.preds: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []

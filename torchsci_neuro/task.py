@@ -36,7 +36,6 @@ class Dice(Metric):
     """
 
     names = ("intersection", "predicted", "true")
-    higher_is_better = True
 
     def __init__(self, label: int | None) -> None:
         self.label = label
@@ -101,8 +100,6 @@ class HausdorffDistance95(Metric):
     voxel_size
         Voxel edge(s) in mm of the arrays the metric sees.
     """
-
-    higher_is_better = False
 
     def __init__(self, label: int | None, voxel_size: Sequence[float] | float = 1.0) -> None:
         self.label, self.voxel_size = label, voxel_size

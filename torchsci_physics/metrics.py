@@ -72,8 +72,6 @@ def background_rejection(labels: np.ndarray, scores: np.ndarray, weights: np.nda
 class _Gathered(Metric):
     """Keeps (scores, labels, weights) of every batch; ``compute`` gathers them over ranks."""
 
-    higher_is_better = True
-
     def reset(self) -> None:
         super().reset()
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
