@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from torchsci.checkpoint import load_weights
 from torchsci.config import _plain, instantiate, validate
 from torchsci.data import DataSplits, make_loader
 from torchsci.errors import ConfigError
@@ -118,7 +119,7 @@ def _export(cfg: Any, trainer: Trainer, model: torch.nn.Module, task: Any, split
     loader = make_loader(data, batch_size=max(2, trainer.eval_batch_size), train=False, seed=cfg.seed,
                          collate_fn=splits.collate_fn)
     batch = next(iter(loader))
-    model = trainer._prepare_eval(model, cfg.ckpt).cpu().eval()
+    model = load_weights(model, cfg.ckpt).cpu().eval()
     spec = getattr(model, "torchsci_spec", None)
     batch_of = registry.models[spec["name"]].batch_of if spec else None
     result = exporting.export(model, task.model_inputs(model, batch), format=cfg.export.format,
@@ -160,11 +161,10 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
             best = fit.best_checkpoint or fit.last_checkpoint
             results["test"] = trainer.test(model, task, splits.test, collate_fn=splits.collate_fn, ckpt_path=best)
     elif command == "evaluate":
-        for split in ("val", "test"):
+        for split, score in (("val", trainer.validate), ("test", trainer.test)):
             data = getattr(splits, split)
             if data is not None:
-                scores = trainer._evaluate(trainer._prepare_eval(model, cfg.ckpt), task, data, splits.collate_fn, split)
-                results[split] = scores
+                results[split] = score(model, task, data, collate_fn=splits.collate_fn, ckpt_path=cfg.ckpt)
     elif command == "export":
         results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:
