@@ -8,6 +8,14 @@ Example (a short timing run, then the long run at low priority)::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python examples/neuro_train_synth.py --run-dir /tmp/neuro-timing --max-steps 20
     nohup nice -n 19 env OMP_NUM_THREADS=1 python examples/neuro_train_synth.py > train.log 2>&1 &
+
+The shipped weights came from two stages (see torchsci_neuro/weights/MODEL_CARD.md): stage 1 ran the
+defaults (a 10000-step cosine schedule) and was stopped at step 1500; stage 2 starts from its weights with
+a short cosine schedule that anneals to zero and up-weights CSF, which stage 1 had not learnt::
+
+    python examples/neuro_train_synth.py --run-dir runs/stage1  # stopped at step 1500
+    python examples/neuro_train_synth.py --run-dir runs/stage2 --init-from runs/stage1/checkpoints/step-000001500.ckpt \
+        --max-steps 1200 --lr 5e-4 --class-weights 1 3 1 1 --seed 1
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from the weights of this checkpoint (a second, fine-tuning stage)")
+    p.add_argument("--class-weights", type=float, nargs=4, default=None,
+                   help="cross-entropy weights of background, CSF, GM, WM")
     return p.parse_args(argv)
 
 
@@ -60,6 +72,9 @@ def main(argv: list[str] | None = None) -> torchsci.FitResult:
           flush=True)
     model = torchsci.create_model("neuro/unet3d", channels=list(args.channels),
                                   channels_last=args.channels_last)
+    if args.init_from is not None:
+        torchsci.checkpoint.load_weights(model, args.init_from)
+        print(f"weights from {args.init_from}", flush=True)
     trainer = torchsci.Trainer(
         max_epochs=10**9,  # max_steps ends the run; epochs only pace validation
         max_steps=args.max_steps,
@@ -75,7 +90,7 @@ def main(argv: list[str] | None = None) -> torchsci.FitResult:
         log_every_n_steps=args.log_every,
         tensorboard=False,
     )
-    result = trainer.fit(model, SegmentationTask(), train, val, resume="last")
+    result = trainer.fit(model, SegmentationTask(class_weights=args.class_weights), train, val, resume="last")
     print(f"done: best {result.best_score} at {result.best_checkpoint}; last {result.last_checkpoint}", flush=True)
     return result
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from torchsci.distributed import all_gather_object
+from torchsci.errors import ConfigError
 from torchsci.metrics import Metric
 from torchsci.task import SupervisedTask
 from torchsci_neuro.templates import TISSUE_NAMES
@@ -176,6 +177,9 @@ class SegmentationTask(SupervisedTask):
     hausdorff_voxel_size
         Voxel edge(s) in mm of the training arrays; set it to add 95% Hausdorff distances (they cost
         distance transforms on every validation item).
+    class_weights
+        Cross-entropy weight of each class (background first), e.g. to up-weight a thin class such as
+        CSF that an unweighted loss lets the model ignore; ``None`` weighs every class 1.
 
     Examples
     --------
@@ -188,15 +192,21 @@ class SegmentationTask(SupervisedTask):
     monitor_mode = "max"
 
     def __init__(self, class_names: Sequence[str] = TISSUE_NAMES, dice_weight: float = 1.0,
-                 hausdorff_voxel_size: Sequence[float] | float | None = None) -> None:
+                 hausdorff_voxel_size: Sequence[float] | float | None = None,
+                 class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.class_names, self.dice_weight = tuple(class_names), dice_weight
         self.hausdorff_voxel_size = hausdorff_voxel_size
+        if class_weights is not None and len(class_weights) != len(self.class_names):
+            raise ConfigError(f"class_weights has {len(class_weights)} values for {len(self.class_names)} classes "
+                              f"({', '.join(self.class_names)}): give one weight per class, background first.")
+        self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
 
     def loss(self, outputs: torch.Tensor, batch) -> torch.Tensor:
         target, _ = self.target(batch)
         target = target.long()
-        ce = F.cross_entropy(outputs, target)
+        weight = None if self.class_weights is None else self.class_weights.to(outputs.device, outputs.dtype)
+        ce = F.cross_entropy(outputs, target, weight=weight)
         return ce + self.dice_weight * soft_dice_loss(outputs, target, range(1, len(self.class_names)))
 
     def metrics(self) -> dict[str, Metric]:
