@@ -33,6 +33,7 @@ import torch
 import uproot
 import vector
 
+from torchsci.data import make_loader
 from torchsci_physics.data import RootDataset, RootStream
 from torchsci_physics.datasets import issue96_path
 
@@ -123,9 +124,9 @@ def in_memory(files: list[str], batch_size: int) -> int:
 
 
 def streaming(files: list[str], batch_size: int, workers: int = 0) -> int:
-    """As in training: chunks in shuffled order through a 50k-row shuffle buffer, DataLoader in the main process."""
+    """As in training: chunks in shuffled order through a 50k-row shuffle buffer, the Trainer's loader, main process."""
     stream = RootStream({**SPEC, "files": files}, buffer_size=50_000)
-    loader = torch.utils.data.DataLoader(stream, batch_size=batch_size, collate_fn=stream.collate, num_workers=workers)
+    loader = make_loader(stream, batch_size=batch_size, train=True, seed=0, num_workers=workers)
     return sum(len(b["label"]) for b in loader)
 
 

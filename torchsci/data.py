@@ -187,7 +187,9 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, seed: int, ep
     Map-style training data is shuffled by :class:`ResumableSampler` and starts at ``start_batch``;
     evaluation data is read in order, sharded over ranks. ``IterableDataset`` s are passed through
     (their ``set_epoch`` is called when they have one); skipping their first batches on resume is the
-    caller's job, since only reading them reaches that position.
+    caller's job, since only reading them reaches that position. An iterable dataset with a
+    ``batched(batch_size, drop_last)`` method returning an iterable of whole batches is read through
+    it (``collate_fn`` then applies to each batch): the DataLoader otherwise fetches one item per call.
     """
     generator = torch.Generator().manual_seed(derive_seed(seed, epoch, 0x5EED))
     collate = dataset_collate(dataset, collate_fn)
@@ -195,6 +197,9 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, seed: int, ep
     if isinstance(dataset, IterableDataset):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
+        batched = getattr(dataset, "batched", None)
+        if batched is not None:
+            return DataLoader(batched(batch_size, drop_last), batch_size=None, **common)
         return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **common)
     wrapped = SeededDataset(dataset, seed)
     if train:

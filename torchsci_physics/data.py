@@ -467,6 +467,7 @@ def collate(batch: Any) -> dict[str, torch.Tensor]:
 
 
 _BATCH_KEYS = ("particles", "mask", "points", "vectors", "features", "label", "weight", "entry", "object")
+_PARTICLE_KEYS = ("particles", "mask", "points", "vectors")
 
 
 class RootDataset(Dataset):
@@ -508,7 +509,7 @@ class RootDataset(Dataset):
                                 f"{self.spec.files}.")
         self.arrays = {k: v for k, v in arrays.items() if k in _BATCH_KEYS}
         if self.spec.particles is None:
-            for k in ("particles", "mask", "points", "vectors"):
+            for k in _PARTICLE_KEYS:
                 self.arrays.pop(k, None)
         self.source = arrays.get("source")
 
@@ -539,8 +540,11 @@ class RootStream(IterableDataset):
 
     Work units (``step_size``-entry chunks of every file) are shuffled per epoch from ``(seed,
     epoch)`` and dealt out to DataLoader workers and ``torchrun`` ranks; each worker reads its units
-    one at a time and mixes rows through a shuffle buffer of ``buffer_size`` examples. Peak memory is
-    one chunk plus the buffer, whatever the number or size of files.
+    one at a time and mixes rows through a shuffle buffer of ``buffer_size`` examples, so the order
+    depends only on ``(seed, epoch)`` and the number of readers (a resumed run reads the same batches).
+    Peak memory is one chunk plus the buffer, whatever the number or size of files. Iterating gives
+    rows; :meth:`batched` gives whole batches, which is how :func:`torchsci.data.make_loader` (and so
+    the Trainer) reads a stream.
 
     Parameters
     ----------
@@ -566,48 +570,90 @@ class RootStream(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _my_units(self) -> list[tuple[int, int, int]]:
-        units = list(self.units)
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(units))
-            units = [units[i] for i in order]
+    @staticmethod
+    def _shard() -> tuple[int, int]:
+        """(this reader's index, number of readers) over ``torchrun`` ranks times DataLoader workers."""
         shards, shard = 1, 0
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shards, shard = torch.distributed.get_world_size(), torch.distributed.get_rank()
         info = get_worker_info()
         if info is not None:
             shard, shards = shard * info.num_workers + info.id, shards * info.num_workers
+        return shard, shards
+
+    def _my_units(self) -> list[tuple[int, int, int]]:
+        units = list(self.units)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(units))
+            units = [units[i] for i in order]
+        shard, shards = self._shard()
         return units[shard::shards]
 
-    def _rows(self, arrays: dict[str, np.ndarray]) -> Iterator[StreamRow]:
-        keys = [k for k in _BATCH_KEYS if k in arrays]
-        if self.spec.particles is None:
-            keys = [k for k in keys if k not in ("particles", "mask", "points", "vectors")]
-        block = {k: arrays[k] for k in keys}
-        return map(StreamRow, itertools.repeat(block), range(len(arrays["entry"])))
-
-    def __iter__(self) -> Iterator[StreamRow]:
-        # Row shuffling draws from the global RNG: the Trainer owns (and seeds) it, also in workers.
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.shuffle else None
+    def _blocks(self) -> Iterator[dict[str, np.ndarray]]:
+        """This worker's rows in their final (shuffled) order, one block of arrays at a time."""
+        keys = [k for k in _BATCH_KEYS if self.spec.particles is not None or k not in _PARTICLE_KEYS]
+        # Rows are mixed from (seed, epoch, reader) alone, not from the global RNG: a run resumed mid-epoch
+        # re-reads the epoch up to its position, and must see the same order the interrupted run saw.
+        rng = np.random.default_rng([self.seed, self.epoch, *self._shard()]) if self.shuffle else None
         pool: dict[str, np.ndarray] | None = None
         for block in iter_blocks(self.spec, self._my_units()):
-            if self.split is not None:
-                keep = block["split"] == self.split
-                block = {k: v[keep] for k, v in block.items()}
+            keep = block["split"] == self.split if self.split is not None else slice(None)
+            block = {k: block[k][keep] for k in keys}
             if rng is None or self.buffer_size <= 0:
-                yield from self._rows(block)
+                yield block
                 continue
-            pool = block if pool is None else {k: np.concatenate([pool[k], block[k]]) for k in block}
+            pool = block if pool is None else {k: np.concatenate([pool[k], block[k]]) for k in keys}
             size = len(pool["entry"])
             if size >= self.buffer_size:
                 perm = rng.permutation(size)
                 carry = self.buffer_size // 2  # rows carried over mix with the next chunk
                 out, rest = perm[:size - carry], perm[size - carry:]
-                yield from self._rows({k: v[out] for k, v in pool.items()})
+                yield {k: v[out] for k, v in pool.items()}
                 pool = {k: v[rest] for k, v in pool.items()}
         if pool is not None and rng is not None:
             perm = rng.permutation(len(pool["entry"]))
-            yield from self._rows({k: v[perm] for k, v in pool.items()})
+            yield {k: v[perm] for k, v in pool.items()}
+
+    def __iter__(self) -> Iterator[StreamRow]:
+        for block in self._blocks():
+            yield from map(StreamRow, itertools.repeat(block), range(len(block["entry"])))
+
+    def batched(self, batch_size: int, drop_last: bool = False) -> StreamBatches:
+        """The same rows in the same order, as whole batches (what :func:`torchsci.data.make_loader` reads).
+
+        Batch boundaries are those a ``DataLoader(stream, batch_size)`` makes in each worker; a batch
+        costs a slice of a block (or a concatenation where it spans two) instead of one fetch per row.
+        """
+        return StreamBatches(self, batch_size, drop_last)
+
+
+class StreamBatches(IterableDataset):
+    """Batches of ``batch_size`` rows of a :class:`RootStream` (the last one shorter unless ``drop_last``)."""
+
+    def __init__(self, stream: RootStream, batch_size: int, drop_last: bool = False) -> None:
+        self.stream, self.batch_size, self.drop_last = stream, batch_size, drop_last
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        pending: list[dict[str, np.ndarray]] = []
+        count = 0
+        for block in self.stream._blocks():
+            n, start = len(block["entry"]), 0
+            while start < n:
+                take = min(self.batch_size - count, n - start)
+                pending.append({k: v[start:start + take] for k, v in block.items()})
+                count, start = count + take, start + take
+                if count == self.batch_size:
+                    yield _join(pending)
+                    pending, count = [], 0
+        if pending and not self.drop_last:
+            yield _join(pending)
+
+
+def _join(pieces: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    # every row of a block goes into exactly one batch, so a batch may view the block's memory
+    if len(pieces) == 1:
+        return {k: torch.from_numpy(v) for k, v in pieces[0].items()}
+    return {k: torch.from_numpy(np.concatenate([p[k] for p in pieces])) for k in pieces[0]}
 
 
 # ---------------------------------------------------------------------------------------------- standardisation

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torchsci.models import MLP
@@ -126,13 +127,19 @@ def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor,
 
 
 def _neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x[b, idx[b, i, j]]`` as ``(B, P, k, C)``."""
-    batch = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1)
-    return x[batch, idx]
+    """``x[b, idx[b, i, j]]`` as ``(B, P, k, C)``: one row gather from the flattened particles."""
+    b, p, k = idx.shape
+    flat = idx + (torch.arange(b, device=idx.device) * p).view(-1, 1, 1)
+    return x.reshape(b * p, -1).index_select(0, flat.reshape(-1)).view(b, p, k, -1)
 
 
 class EdgeConv(nn.Module):
-    """One EdgeConv block: MLP on (x_i, x_j - x_i) over the k nearest neighbours, mean, plus a shortcut."""
+    """One EdgeConv block: MLP on (x_i, x_j - x_i) over the k nearest neighbours, mean, plus a shortcut.
+
+    The first layer is linear, so ``W [x_i; x_j - x_i] = (W_i - W_j) x_i + W_j x_j``: it runs once per
+    particle and only its output is gathered per edge, instead of a k-times larger product on
+    concatenated edge features (the same numbers up to float rounding, and the same parameters).
+    """
 
     def __init__(self, width: int, channels: Sequence[int], k: int) -> None:
         super().__init__()
@@ -148,9 +155,15 @@ class EdgeConv(nn.Module):
 
     def forward(self, coords: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         idx, valid = knn(coords, mask, self.k)
-        centre = x.unsqueeze(2).expand(-1, -1, self.k, -1)
-        edges = self.edge(torch.cat([centre, _neighbours(x, idx) - centre], dim=-1))
-        return _real(self.out(masked_mean(edges, valid, 2) + self.shortcut(x)), mask)
+        first = self.edge[0]
+        w_centre, w_diff = first.weight.chunk(2, dim=1)
+        own, other = F.linear(x, torch.cat([w_centre - w_diff, w_diff])).chunk(2, dim=-1)
+        edges = self.edge[1:]((own + first.bias).unsqueeze(2) + _neighbours(other, idx))
+        # edges are finite (inputs were zeroed where padded), so weighting by valid / count is a safe masked
+        # mean, and one multiply costs a third of a select over the (B, P, k, C) edge tensor
+        weights = valid.to(edges.dtype)
+        weights = weights / weights.sum(-1, keepdim=True).clamp_min(1)
+        return _real(self.out((edges * weights.unsqueeze(-1)).sum(2) + self.shortcut(x)), mask)
 
 
 class ParticleNet(_Tagger):

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
 import torchsci
 from torchsci import ClassificationTask, EarlyStopping, RegressionTask, Trainer, TrainingDiverged
+from torchsci.data import make_loader
 
 
 def _regression(n=96, seed=0):
@@ -163,6 +164,43 @@ def test_iterable_dataset_with_accumulation_and_resume(tmp_path):
     full = run(None, "full")
     assert torchsci.load_state(full.last_checkpoint)["progress"]["step"] == 8  # 7 batches -> 4 steps an epoch
     run(2, "part")
+    resumed = run(None, "part", resume="last")
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+class BatchedStream(Stream):
+    """The same stream, able to yield whole batches itself (make_loader then skips per-item fetching)."""
+
+    def batched(self, batch_size, drop_last):
+        stream = self
+
+        class Batches(IterableDataset):
+            def __iter__(self):
+                rows = list(stream)
+                for s in range(0, len(rows) - (batch_size - 1 if drop_last else 0), batch_size):
+                    chunk = rows[s:s + batch_size]
+                    yield torch.stack([x for x, _ in chunk]), torch.stack([y for _, y in chunk])
+
+        return Batches()
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_a_stream_that_batches_itself_gives_the_same_batches_and_resumes_exactly(tmp_path, drop_last):
+    per_item = [b for b in make_loader(Stream(), batch_size=8, train=True, seed=0, epoch=1, drop_last=drop_last)]
+    loader = make_loader(BatchedStream(), batch_size=8, train=True, seed=0, epoch=1, drop_last=drop_last)
+    assert loader.batch_size is None
+    batched = list(loader)
+    assert len(batched) == len(per_item) == (6 if drop_last else 7)
+    for (x1, y1), (x2, y2) in zip(per_item, batched, strict=True):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+    def run(max_steps, folder, resume=None):
+        trainer = _trainer(tmp_path / folder, batch_size=8, max_steps=max_steps, max_epochs=2, drop_last=drop_last)
+        return trainer.fit(_linear(), RegressionTask(), BatchedStream(), resume=resume)
+
+    full = run(None, "full")
+    run(3, "part")
     resumed = run(None, "part", resume="last")
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b)

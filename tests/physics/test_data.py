@@ -6,8 +6,11 @@ import pytest
 import torch
 import uproot
 
+import torchsci
+from torchsci.data import make_loader
 from torchsci.errors import ConfigError, DataError
 from torchsci_physics.data import RootDataset, RootSpec, RootStream, make_splits
+from torchsci_physics.task import TaggingTask
 
 
 def test_issue96_jets_as_two_rows_per_event(qg_spec, issue96):
@@ -125,6 +128,49 @@ def test_stream_yields_the_same_examples_in_a_shuffled_order(qg_spec):
     again = [(int(e), int(o)) for b in torch.utils.data.DataLoader(stream, batch_size=512, collate_fn=stream.collate)
              for e, o in zip(b["entry"], b["object"], strict=True)]
     assert again[:50] != first_epoch_order
+
+
+def _rows(batches):
+    return [(int(e), int(o)) for b in batches for e, o in zip(b["entry"], b["object"], strict=True)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_stream_batches_itself_like_the_loader_batches_its_rows(qg_spec, workers):
+    """make_loader reads whole batches from the stream: same rows, order and boundaries, workers included."""
+    stream = RootStream({**qg_spec, "step_size": 3000}, "train", buffer_size=4000, seed=1)
+    stream.set_epoch(2)
+    rows = torch.utils.data.DataLoader(stream, batch_size=500, collate_fn=stream.collate, num_workers=workers)
+    loader = make_loader(stream, batch_size=500, train=True, seed=0, epoch=2, num_workers=workers)
+    assert loader.batch_size is None
+    want, got = list(rows), list(loader)
+    assert [len(b["label"]) for b in got] == [len(b["label"]) for b in want]
+    for a, b in zip(want, got, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    whole = _rows(got)
+    assert len(set(whole)) == len(whole) == len(RootDataset(qg_spec, "train"))
+    dropping = make_loader(stream, batch_size=500, train=True, seed=0, epoch=2, num_workers=workers, drop_last=True)
+    assert _rows(dropping) == _rows(b for b in got if len(b["label"]) == 500)  # each worker drops its short batch
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_on_a_stream_resumes_exactly(tmp_path, qg_spec, workers):
+    splits = make_splits({**qg_spec, "step_size": 2500}, streaming=True, buffer_size=3000)
+
+    def run(max_steps, folder, resume=None):
+        torch.manual_seed(0)
+        model = torchsci.create_model("physics/pfn", **splits.model_kwargs, phi=[16, 16], head=[16])
+        trainer = torchsci.Trainer(max_epochs=2, max_steps=max_steps, batch_size=256, lr=1e-3, device="cpu",
+                                   num_workers=workers, run_dir=tmp_path / folder, verbose=False, tensorboard=False, progress=False)
+        return trainer.fit(model, TaggingTask(), splits.train, resume=resume)
+
+    full = run(None, "full")
+    run(9, "part")
+    resumed = run(None, "part", resume="last")
+    assert torchsci.load_state(resumed.last_checkpoint)["progress"]["epoch"] == 2
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_missing_branch_lists_close_names(qg_spec):
