@@ -172,50 +172,78 @@ def mol_to_graph(mol: Chem.Mol) -> MolGraph:
     return mols_to_graphs([mol])[0]
 
 
+# Read with one ``map`` per property over a molecule's atoms (bonds): each is one RDKit call per atom
+# without Python bytecode in between, and ``GetAtomWithIdx`` avoids the slow Python-level sequence
+# behind ``mol.GetAtoms()``. Total degree and ring membership come from the bond list and the ring
+# info instead of a call per atom (``GetTotalDegree`` is degree + total Hs; ``IsInRing`` reads the same
+# ring info).
+_ATOM_GETTERS = (Chem.Atom.GetAtomicNum, Chem.Atom.GetTotalNumHs, Chem.Atom.GetFormalCharge, Chem.Atom.GetChiralTag,
+                 Chem.Atom.GetHybridization, Chem.Atom.GetIsAromatic, Chem.Atom.GetMass)
+_BOND_GETTERS = (Chem.Bond.GetBeginAtomIdx, Chem.Bond.GetEndAtomIdx, Chem.Bond.GetBondType, Chem.Bond.GetIsConjugated,
+                 Chem.Bond.GetStereo)
+
+
 def mols_to_graphs(mols: Sequence[Chem.Mol]) -> list[MolGraph]:
     """Feature arrays of many parsed molecules.
 
-    The only per-atom and per-bond Python work is reading RDKit's properties into tuples (RDKit's enums
+    The only per-atom and per-bond Python work is reading RDKit's properties into lists (RDKit's enums
     are ints, so they go to numpy unconverted); the one-hot encoding runs once, vectorised, over every
     atom and bond of ``mols``, and the result is split into per-molecule views.
     """
-    atom_raw: list[tuple] = []
-    bond_raw: list[tuple] = []
+    atom_cols: list[list] = [[] for _ in _ATOM_GETTERS]
+    bond_cols: list[list] = [[] for _ in _BOND_GETTERS]
+    ring_atoms: list[int] = []
+    ring_bonds: list[int] = []
     n_atoms: list[int] = []
     n_bonds: list[int] = []
+    first_atom = first_bond = 0
     for mol in mols:
-        atom_raw += [(a.GetAtomicNum(), a.GetTotalDegree(), a.GetFormalCharge(), a.GetChiralTag(),
-                      a.GetTotalNumHs(), a.GetHybridization(), a.GetIsAromatic(), a.IsInRing(), a.GetMass())
-                     for a in mol.GetAtoms()]
-        bond_raw += [(b.GetBeginAtomIdx(), b.GetEndAtomIdx(), b.GetBondType(), b.GetIsConjugated(), b.IsInRing(),
-                      b.GetStereo()) for b in mol.GetBonds()]
-        n_atoms.append(mol.GetNumAtoms())
-        n_bonds.append(mol.GetNumBonds())
-    raw = np.array(atom_raw, dtype=np.float64).reshape(-1, 9)
-    ints = raw[:, :6].astype(np.int64)
-    cols = np.empty((raw.shape[0], 6), dtype=np.int64)
-    cols[:, 0] = _EL[np.clip(ints[:, 0], 0, 127)]
-    cols[:, 1] = _DEG_OFF + np.minimum(ints[:, 1], _MAX_DEGREE + 1)
-    charge = ints[:, 2] - _CHARGES[0]
+        na, nb = mol.GetNumAtoms(), mol.GetNumBonds()
+        atoms = list(map(mol.GetAtomWithIdx, range(na)))
+        for col, get in zip(atom_cols, _ATOM_GETTERS, strict=True):
+            col += map(get, atoms)
+        bonds = list(map(mol.GetBondWithIdx, range(nb)))
+        for col, get in zip(bond_cols, _BOND_GETTERS, strict=True):
+            col += map(get, bonds)
+        info = mol.GetRingInfo()
+        ring_atoms += [first_atom + a for ring in info.AtomRings() for a in ring]
+        ring_bonds += [first_bond + b for ring in info.BondRings() for b in ring]
+        first_atom += na
+        first_bond += nb
+        n_atoms.append(na)
+        n_bonds.append(nb)
+    ints = np.array(atom_cols[:5], dtype=np.int64).reshape(5, -1)
+    n_total = ints.shape[1]
+    braw = np.array(bond_cols, dtype=np.int64).reshape(5, -1)
+    m = braw.shape[1]
+    # Bonds per atom from both ends of every bond (explicit H atoms are atoms with bonds here, as in RDKit);
+    # bond ends are per-molecule atom numbers, so shift them to the block's numbering first.
+    first_atoms = np.repeat(np.cumsum([0] + n_atoms[:-1]), n_bonds)
+    degree = np.bincount((braw[:2] + first_atoms).reshape(-1), minlength=n_total) + ints[1]
+    cols = np.empty((n_total, 6), dtype=np.int64)
+    cols[:, 0] = _EL[np.clip(ints[0], 0, 127)]
+    cols[:, 1] = _DEG_OFF + np.minimum(degree, _MAX_DEGREE + 1)
+    charge = ints[2] - _CHARGES[0]
     cols[:, 2] = _CHG_OFF + np.where((charge >= 0) & (charge < len(_CHARGES)), charge, len(_CHARGES))
-    cols[:, 3] = _CHI[np.clip(ints[:, 3], 0, 63)]
-    cols[:, 4] = _HS_OFF + np.minimum(ints[:, 4], _MAX_HS + 1)
-    cols[:, 5] = _HYB[np.clip(ints[:, 5], 0, 63)]
-    atoms = np.zeros((raw.shape[0], ATOM_FEATURES), dtype=np.float32)
+    cols[:, 3] = _CHI[np.clip(ints[3], 0, 63)]
+    cols[:, 4] = _HS_OFF + np.minimum(ints[1], _MAX_HS + 1)
+    cols[:, 5] = _HYB[np.clip(ints[4], 0, 63)]
+    atoms = np.zeros((n_total, ATOM_FEATURES), dtype=np.float32)
     np.put_along_axis(atoms, cols, 1.0, axis=1)
-    atoms[:, _AROM_COL:] = raw[:, 6:]
+    atoms[:, _AROM_COL] = atom_cols[5]
+    atoms[ring_atoms, _AROM_COL + 1] = 1.0
+    atoms[:, _AROM_COL + 2] = atom_cols[6]
     atoms[:, -1] *= 0.01
-    braw = np.array(bond_raw, dtype=np.int64).reshape(-1, 6)
-    m = braw.shape[0]
     one = np.zeros((m, BOND_FEATURES), dtype=np.float32)
     rows = np.arange(m)
-    one[rows, _BT[np.clip(braw[:, 2], 0, 63)]] = 1.0
-    one[:, _CONJ_COL:_CONJ_COL + 2] = braw[:, 3:5]
-    one[rows, _ST[np.clip(braw[:, 5], 0, 63)]] = 1.0
+    one[rows, _BT[np.clip(braw[2], 0, 63)]] = 1.0
+    one[:, _CONJ_COL] = braw[3]
+    one[ring_bonds, _CONJ_COL + 1] = 1.0
+    one[rows, _ST[np.clip(braw[4], 0, 63)]] = 1.0
     bonds = np.repeat(one, 2, axis=0)
     edges = np.empty((2, 2 * m), dtype=np.int64)
-    edges[0, 0::2], edges[1, 0::2] = braw[:, 0], braw[:, 1]
-    edges[0, 1::2], edges[1, 1::2] = braw[:, 1], braw[:, 0]
+    edges[0, 0::2], edges[1, 0::2] = braw[0], braw[1]
+    edges[0, 1::2], edges[1, 1::2] = braw[1], braw[0]
     atom_cuts = np.cumsum(n_atoms)[:-1]
     edge_cuts = 2 * np.cumsum(n_bonds)[:-1]
     return [MolGraph(a, b, e) for a, b, e in zip(np.split(atoms, atom_cuts), np.split(bonds, edge_cuts),

@@ -2,7 +2,8 @@
 
 :class:`DMPNN` is the directed message-passing network of chemprop (Yang et al., J. Chem. Inf. Model.
 2019, 59, 3370): hidden states live on directed bonds; the message into bond ``u -> v`` sums the states
-of the bonds entering ``u`` except the reverse bond ``v -> u``; after ``depth`` steps the bond states
+of the bonds entering ``u`` except the reverse bond ``v -> u``, and the new state is
+``relu(W_i [x_u, e_uv] + W_h message)``; after ``depth`` steps the bond states
 entering each atom are summed, combined with the atom's features and read out per molecule. Every
 aggregation is ``index_add``, so the number of atoms, bonds and molecules are dynamic shapes in
 ``torch.export``.
@@ -118,8 +119,10 @@ class DMPNN(_Standardised):
         """One learned vector per molecule, ``(n_molecules, hidden)``; edges ``2i``/``2i+1`` must be reverses."""
         src, dst = edge_index[0], edge_index[1]
         reverse = torch.arange(edge_index.shape[1], device=edge_index.device) ^ 1
-        h0 = torch.relu(self.w_i(torch.cat([atoms.index_select(0, src), bonds], dim=1)))
-        h = h0
+        # As in chemprop, every update adds the pre-activation input h0, not relu(h0): on ESOL's five random
+        # splits the mean test RMSE went from 0.741 to 0.668 with this alone (benchmarks/README.md).
+        h0 = self.w_i(torch.cat([atoms.index_select(0, src), bonds], dim=1))
+        h = torch.relu(h0)
         for _ in range(self.depth - 1):
             into_atom = h.new_zeros((atoms.shape[0], self.hidden)).index_add(0, dst, h)
             message = into_atom.index_select(0, src) - h.index_select(0, reverse)
@@ -232,7 +235,7 @@ def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tu
 
 ESOL_WEIGHTS = PretrainedWeights(
     "torchsci_chem", "weights/esol-dmpnn.safetensors",
-    sha256="3f7309a7548d2badf690e5747347e307d99af49ea1df47da68d3cf65553c956e",
+    sha256="7d861cb3e6aad6f9bf17917f50e365b2fa7640e1b0d807a25a68db1752ce1809",
     kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200},
     description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
 )

@@ -44,6 +44,22 @@ def test_aromaticity_ring_charge_chirality_stereo_and_unknown_element():
     assert gold.edge_index.shape == (2, 0)
 
 
+def test_block_reading_matches_rdkits_per_atom_and_per_bond_properties():
+    # Degree and ring membership are derived from the bond list and the ring info, with bond ends shifted
+    # to the block's numbering: check them against RDKit's own per-atom calls on molecules read as one block.
+    smiles = ["[2H]C([2H])([2H])O", "[H]C([H])([H])[H]", "c1ccc2c(c1)CCC2", "C1CC1C1CC1", "[NH4+].[Cl-]",
+              "O=[N+]([O-])c1ccccc1", "CC(C)(C)[Si](C)(C)Cl", "[13CH4]", "C1CCC2(CC1)CCCC2", "P(=O)(O)(O)O"]
+    mols = [Chem.MolFromSmiles(s) for s in smiles] + [Chem.AddHs(Chem.MolFromSmiles("CC(=O)O"))]  # H atoms in the graph
+    graphs = F.mols_to_graphs(mols)
+    for mol, g in zip(mols, graphs, strict=True):
+        degree = g.atoms[:, F._DEG_OFF:F._DEG_OFF + F._MAX_DEGREE + 2].argmax(1)
+        assert degree.tolist() == [min(a.GetTotalDegree(), F._MAX_DEGREE + 1) for a in mol.GetAtoms()]
+        assert g.atoms[:, F._AROM_COL + 1].tolist() == [float(a.IsInRing()) for a in mol.GetAtoms()]
+        assert np.allclose(g.atoms[:, -1], [a.GetMass() / 100 for a in mol.GetAtoms()])
+        assert g.bonds[0::2, F._CONJ_COL + 1].tolist() == [float(b.IsInRing()) for b in mol.GetBonds()]
+        assert g.edge_index[:, 0::2].T.tolist() == [[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in mol.GetBonds()]
+
+
 def test_invalid_smiles_is_one_error_listing_every_bad_row():
     with pytest.raises(DataError) as err:
         F.featurize(["CCO", "C1CC", "", "c1cccc1", "N(C)(C)(C)(C)C"], source="mols.csv")
