@@ -301,16 +301,33 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     if task == "tissue" and probs.shape[0] != 4:
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
-    probs = _resample(probs.cpu(), data.shape).numpy()
-    labels = postprocess(probs, task)
-
-    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), ornt)
-    labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
+    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=return_probabilities)
     out = _output_image(labels, scan)
     if return_probabilities:
-        probs = np.stack([nib.orientations.apply_orientation(p, back) for p in probs]).astype(np.float32)
         return out, probs
     return out
+
+
+def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], ornt: np.ndarray, task: str,
+                        with_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and probabilities on the scan's own grid from ``(C, ...)`` probabilities on the model grid.
+
+    The probabilities are resampled to the canonical grid of ``canonical_shape`` (see :func:`canonical`),
+    turned into labels by :func:`postprocess`, and both go back to the scan's axis order ``ornt``.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        uint8 labels ``(X, Y, Z)`` and float32 probabilities ``(C, X, Y, Z)`` in the scan's axis order
+        (``None`` unless ``with_probabilities``).
+    """
+    probs = _resample(probs.cpu(), canonical_shape).numpy()
+    labels = postprocess(probs, task)
+    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), ornt)
+    labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
+    if not with_probabilities:
+        return labels, None
+    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in probs]).astype(np.float32)
 
 
 def label_volumes(labels: nib.spatialimages.SpatialImage, task: str = "tissue") -> list[dict[str, float | int | str]]:
