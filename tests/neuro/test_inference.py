@@ -17,7 +17,9 @@ from torch import nn
 from torchsci.errors import ConfigError, PretrainedWeightsError
 from torchsci_neuro.inference import (
     gaussian_importance,
+    inference_precision,
     label_volumes,
+    postprocess,
     segment,
     sliding_window_probabilities,
     window_starts,
@@ -133,6 +135,38 @@ def test_brain_mask_keeps_largest_component_and_fills_holes():
     mask = np.asarray(out.dataobj).astype(bool)
     assert mask[20, 20, 20] and not mask[4, 4, 4]
     assert _dice(mask, brain) > 0.95
+
+
+def test_postprocess_in_the_bounding_box_equals_the_whole_grid():
+    from scipy import ndimage as ndi
+    from skimage import measure
+
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        brain = ndi.binary_opening(rng.random((30, 34, 26)) > 0.45 - 0.1 * trial)
+        brain[0, :, :5] = True  # a component on the grid's edge, and hollow shells touching it
+        brain[2:9, 2:9, 0:9] = True
+        brain[4:7, 4:7, 0:7] = False
+        probs = np.stack([~brain, brain]).astype(np.float32)
+        components = measure.label(brain, connectivity=1)
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        want = ndi.binary_fill_holes(components == sizes.argmax())
+        np.testing.assert_array_equal(postprocess(probs, "brain_mask").astype(bool), want)
+    assert not postprocess(np.stack([np.ones((5, 5, 5)), np.zeros((5, 5, 5))]), "brain_mask").any()
+
+
+def test_precision_auto_follows_the_hardware_and_bf16_agrees_with_float32():
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert inference_precision("auto", cpu) == ("bf16-mixed" if native else "32")
+    assert inference_precision("64", cpu) == "64"
+    torch.manual_seed(0)
+    model = UNet3D(channels=(4, 8))
+    labels = {p: np.asarray(segment(ANATOMICAL, model=model, window=(16, 16, 16), device="cpu",
+                                    precision=p).dataobj) for p in ("32", "bf16-mixed", "64")}
+    assert (labels["32"] == labels["64"]).mean() > 0.999
+    assert (labels["32"] == labels["bf16-mixed"]).mean() > 0.95
 
 
 def test_real_unet_runs_on_input_grid():
