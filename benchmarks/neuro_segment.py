@@ -78,7 +78,7 @@ def dice(a, b) -> float:
 
 # ---------------------------------------------------------------------------------------- one torchsci run
 def torchsci_run(scan: str, checkpoint: str, out_dir: str, window: tuple[int, ...], overlap: float,
-                 batch_size: int, threads: int, save_inputs: bool) -> None:
+                 batch_size: int, precision: str, threads: int, save_inputs: bool) -> None:
     """Segment once in this (fresh) process; write labels and timings (and, once, the peer's inputs)."""
     import nibabel as nib  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
@@ -100,7 +100,7 @@ def torchsci_run(scan: str, checkpoint: str, out_dir: str, window: tuple[int, ..
     inference.sliding_window_probabilities = timed_windows  # timing only: segment() runs as shipped
     start = time.perf_counter()
     labels = inference.segment(scan, task="tissue", model=checkpoint, device="cpu", window=window,
-                               overlap=overlap, batch_size=batch_size)
+                               overlap=overlap, batch_size=batch_size, precision=precision)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = Path(out_dir)
@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--window", default="96,96,96")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--precision", default="auto", help="segment(precision=...); MONAI always runs float32")
     parser.add_argument("--no-oblique", action="store_true", help="skip the permuted, rotated copy of the MNI T1")
     parser.add_argument("--scan", action="append", default=[], help="another NIfTI to run (no reference mask)")
     parser.add_argument("--json", help="also write the results here")
@@ -180,7 +181,7 @@ def main() -> None:
     window = tuple(int(w) for w in args.window.split(","))
     if args.one:
         torchsci_run(args.one[0], args.checkpoint, args.one[1], window, args.overlap, args.batch_size,
-                     args.threads, args.one[2] == "1")
+                     args.precision, args.threads, args.one[2] == "1")
         return
 
     import nibabel as nib  # noqa: PLC0415
@@ -188,13 +189,14 @@ def main() -> None:
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
     tmp = Path(tempfile.mkdtemp(prefix="neuro_segment_bench_"))
-    scans = [("MNI152 1 mm (RAS)", mni_t1())]
+    # (name, file, whether it is a copy of the skull-stripped MNI T1, whose non-zero voxels are the brain)
+    scans = [("MNI152 1 mm (RAS)", mni_t1(), True)]
     if not args.no_oblique:
-        scans.append(("MNI152 1 mm, permuted + oblique", write_oblique(mni_t1(), tmp / "oblique.nii.gz")))
-    scans += [(Path(s).name, Path(s)) for s in args.scan]
+        scans.append(("MNI152 1 mm, permuted + oblique", write_oblique(mni_t1(), tmp / "oblique.nii.gz"), True))
+    scans += [(Path(s).name, Path(s), False) for s in args.scan]
     load = [os.getloadavg()]
     rows = []
-    for index, (name, scan) in enumerate(scans):
+    for index, (name, scan, is_mni) in enumerate(scans):
         work = tmp / f"scan{index}"
         work.mkdir()
         runs = []
@@ -202,7 +204,8 @@ def main() -> None:
             one = {}
             one["torchsci"] = run_json(
                 [sys.executable, __file__, "--checkpoint", args.checkpoint, "--window", args.window, "--overlap",
-                 str(args.overlap), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                 str(args.overlap), "--batch-size", str(args.batch_size), "--precision", args.precision,
+                 "--threads", str(args.threads),
                  "--one", str(scan), str(work), "1" if r == 0 else "0"], work / "torchsci.json", env)
             one["monai"] = run_json(
                 [args.peer_python, str(PEER), "monai", str(work / "image.npy"), str(work / "network.pt"),
@@ -213,13 +216,11 @@ def main() -> None:
                  str(work / "deepbet.json"), str(args.threads)], work / "deepbet.json", env)
             runs.append(one)
             load.append(os.getloadavg())
-        reference = None
-        if index < 2:  # the MNI copies: every non-zero voxel of the skull-stripped template is brain
-            reference = np.asarray(nib.load(scan).dataobj) > 0
+        reference = np.asarray(nib.load(scan).dataobj) > 0 if is_mni else None
         rows.append(compare(name, str(scan), work, runs, reference))
 
     print(f"checkpoint {args.checkpoint}; window {window}, overlap {args.overlap}, {args.batch_size} windows per "
-          f"batch, {args.threads} thread(s) per tool; load average (1 min) during the run "
+          f"batch, torchsci precision {args.precision}, {args.threads} thread(s) per tool; load average (1 min) during the run "
           f"{min(x[0] for x in load):.2f}-{max(x[0] for x in load):.2f}")
     for row in rows:
         med = {k: statistics.median(row[k]) for k in row if k.endswith("seconds")}

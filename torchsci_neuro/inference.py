@@ -84,8 +84,8 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
     model
         Maps ``(B, 1, *window)`` images to ``(B, C, *window)`` logits.
     image
-        ``(D, H, W)`` normalised intensities (on the model's device); padded with zeros (air) where it is
-        smaller than the window.
+        ``(D, H, W)`` normalised intensities (on the model's device); padded with zeros (air) on both
+        sides where it is smaller than the window.
     window, overlap, batch_size
         Window size in voxels, fraction of a window shared with its neighbour, windows per forward pass.
     mirror_axes
@@ -104,8 +104,12 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
     window = tuple(int(w) for w in window)
     shape = tuple(image.shape)
     padded_shape = tuple(max(n, w) for n, w in zip(shape, window, strict=True))
+    # An axis shorter than the window is centred in it (air on both sides), as the scan's centre was
+    # in training and as MONAI pads; F.pad lists the last axis first.
+    before = [(m - n) // 2 for n, m in zip(shape, padded_shape, strict=True)]
     if padded_shape != shape:
-        image = F.pad(image, [p for n, m in zip(reversed(shape), reversed(padded_shape), strict=True) for p in (0, m - n)])
+        image = F.pad(image, [p for n, m, b in zip(reversed(shape), reversed(padded_shape), reversed(before), strict=True)
+                              for p in (b, m - n - b)])
     device = image.device
     importance = gaussian_importance(window).to(device)
     corners = list(product(*(window_starts(n, w, overlap) for n, w in zip(padded_shape, window, strict=True))))
@@ -130,7 +134,7 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
         bar.update(len(chunk))
     bar.close()
     probs = totals / weight_sum
-    return probs[(slice(None), *(slice(0, n) for n in shape))]
+    return probs[(slice(None), *(slice(b, b + n) for b, n in zip(before, shape, strict=True)))]
 
 
 def _resample(volume: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

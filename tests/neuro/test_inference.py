@@ -210,6 +210,17 @@ def test_output_independent_of_window_size_for_translation_equivariant_model():
         assert (tiled.argmax(0) == whole.argmax(0)).float().mean() > 0.99
 
 
+def test_an_axis_shorter_than_the_window_is_centred_in_it():
+    class FirstHalfOfWindow(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            first = (torch.arange(x.shape[2]) < x.shape[2] // 2).to(x.dtype).view(1, 1, -1, 1, 1).expand_as(x)
+            return torch.cat([1.0 - first, first], dim=1) * 50.0
+
+    probs = sliding_window_probabilities(FirstHalfOfWindow(), torch.rand(10, 16, 16), window=(16, 16, 16))
+    assert probs.shape == (2, 10, 16, 16)
+    assert (probs[1, :5] > 0.99).all() and (probs[1, 5:] < 0.01).all()  # 3 voxels of air on each side
+
+
 def test_mirror_tta_of_a_symmetric_model_changes_nothing():
     image = torch.rand(20, 20, 20)
     plain = sliding_window_probabilities(IntensityBands(), image, window=(16, 16, 16))
