@@ -70,7 +70,8 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
 def _cmd_segment(args: argparse.Namespace) -> int:
     scan = load_scan(args.scan)
     labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
-                     overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet)
+                     overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
+                     progress=not args.quiet)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     nib.save(labels, output)
@@ -99,5 +100,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror", action="store_true", help="left-right mirror test-time augmentation (2x slower)")
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap fraction")
     p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
+    p.add_argument("--precision", default="auto", choices=("auto", "32", "bf16-mixed", "64"),
+                   help="auto: bfloat16 where the hardware has it natively (about 1.8x faster); 32 for "
+                        "labels that do not depend on the machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_segment)

@@ -73,7 +73,7 @@ def window_starts(length: int, window: int, overlap: float) -> list[int]:
     return [round(i * (length - window) / (count - 1)) for i in range(count)]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: Sequence[int] = (96, 96, 96),
                                  overlap: float = 0.5, batch_size: int = 2, mirror_axes: Sequence[int] = (),
                                  progress: bool = False) -> torch.Tensor:
@@ -84,8 +84,8 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
     model
         Maps ``(B, 1, *window)`` images to ``(B, C, *window)`` logits.
     image
-        ``(D, H, W)`` normalised intensities (on the model's device); padded with zeros (air) where it is
-        smaller than the window.
+        ``(D, H, W)`` normalised intensities (on the model's device); padded with zeros (air) on both
+        sides where it is smaller than the window.
     window, overlap, batch_size
         Window size in voxels, fraction of a window shared with its neighbour, windows per forward pass.
     mirror_axes
@@ -104,8 +104,13 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
     window = tuple(int(w) for w in window)
     shape = tuple(image.shape)
     padded_shape = tuple(max(n, w) for n, w in zip(shape, window, strict=True))
+    # An axis shorter than the window is centred in it (air on both sides, as MONAI pads): padding at
+    # one end only shifts the scan against the U-Net's pooling grid and changed 0.5% of the labels.
+    # F.pad lists the last axis first.
+    before = [(m - n) // 2 for n, m in zip(shape, padded_shape, strict=True)]
     if padded_shape != shape:
-        image = F.pad(image, [p for n, m in zip(reversed(shape), reversed(padded_shape), strict=True) for p in (0, m - n)])
+        image = F.pad(image, [p for n, m, b in zip(reversed(shape), reversed(padded_shape), reversed(before), strict=True)
+                              for p in (b, m - n - b)])
     device = image.device
     importance = gaussian_importance(window).to(device)
     corners = list(product(*(window_starts(n, w, overlap) for n, w in zip(padded_shape, window, strict=True))))
@@ -130,7 +135,7 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
         bar.update(len(chunk))
     bar.close()
     probs = totals / weight_sum
-    return probs[(slice(None), *(slice(0, n) for n in shape))]
+    return probs[(slice(None), *(slice(b, b + n) for b, n in zip(before, shape, strict=True)))]
 
 
 def _resample(volume: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -151,6 +156,15 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return components == sizes.argmax()
 
 
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every true voxel of ``mask``, grown by ``margin`` (clipped)."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
+    return tuple(box)
+
+
 def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
     """Labels from ``(C, X, Y, Z)`` class probabilities: the brain is the largest connected component
     with its holes filled; tissue labels are the most probable tissue class inside it.
@@ -158,7 +172,12 @@ def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
     ``C`` is 4 (background, CSF, GM, WM) or, for a brain-mask model, 2 (outside, brain).
     """
     brain = probs[1:].sum(axis=0) > probs[0]
-    brain = ndi.binary_fill_holes(_largest_component(brain))
+    # Labelling components and filling holes inside the brain's bounding box plus one voxel of
+    # background gives the same mask as on the whole grid (the margin keeps the outside connected
+    # to the border) at a fraction of the cost: a 1 mm scan is mostly air.
+    if brain.any():
+        box = _bounding_box(brain, margin=1)
+        brain[box] = ndi.binary_fill_holes(_largest_component(brain[box]))
     if task == "brain_mask":
         return brain.astype(np.uint8)
     tissue = (probs[1:].argmax(axis=0) + 1).astype(np.uint8)
@@ -224,6 +243,29 @@ def to_model_grid(data: np.ndarray, voxel_size: Sequence[float], spacing: float)
     return normalise_intensity(image.numpy())
 
 
+def inference_precision(precision: str, device: torch.device) -> str:
+    """The precision policy (see :class:`torchsci.device.Precision`) ``segment(precision=...)`` runs in.
+
+    ``"auto"`` is ``"bf16-mixed"`` where the hardware computes bfloat16 natively (CPUs with AVX512-BF16
+    or AMX, CUDA GPUs with bf16), and ``"32"`` everywhere else. On an AVX512-BF16 CPU it made the
+    sliding windows 1.8-2.2x faster than MONAI's float32 ones and changed about 0.1% of the voxels'
+    labels (``benchmarks/neuro_segment.py``). Pass ``"32"`` for labels that do not depend on the machine.
+
+    Examples
+    --------
+    >>> inference_precision("32", torch.device("cpu"))
+    '32'
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return "bf16-mixed" if native else "32"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32"
+
+
 def _output_image(labels: np.ndarray, scan: Scan) -> nib.Nifti1Image:
     header = nib.Nifti1Header()
     header.set_data_dtype(np.uint8)
@@ -242,7 +284,7 @@ def _output_image(labels: np.ndarray, scan: Scan) -> nib.Nifti1Image:
 def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, task: str = "tissue",
             device: str | torch.device = "auto", model: nn.Module | str | os.PathLike | None = None, *,
             spacing: float = 2.0, window: Sequence[int] = (96, 96, 96), overlap: float = 0.5,
-            batch_size: int = 2, mirror: bool = False, progress: bool = False,
+            batch_size: int = 2, mirror: bool = False, precision: str = "auto", progress: bool = False,
             return_probabilities: bool = False) -> nib.Nifti1Image | tuple[nib.Nifti1Image, np.ndarray]:
     """Segment a brain scan; labels come back on the input's own grid (same shape, affine, orientation).
 
@@ -266,6 +308,9 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     mirror
         Test-time augmentation: average with the left-right mirrored prediction (the one mirror a
         brain is nearly symmetric under).
+    precision
+        ``"auto"`` (bfloat16 autocast where the hardware has it natively, see
+        :func:`inference_precision`), ``"32"``, ``"bf16-mixed"`` or ``"64"``.
     progress
         Show a progress bar over windows.
     return_probabilities
@@ -282,7 +327,7 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     >>> labels.shape == nib.load("T1w.nii.gz").shape  # doctest: +SKIP
     True
     """
-    from torchsci.device import resolve_device  # noqa: PLC0415
+    from torchsci.device import Precision, resolve_device  # noqa: PLC0415
 
     if task not in TASKS:
         raise ConfigError(f"segment(task={task!r}): use one of {', '.join(TASKS)}.")
@@ -291,26 +336,45 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     scan = load_scan(scan)
     network = resolve_model(model)
     target_device = resolve_device(device)
-    network = network.to(target_device).eval()
+    policy = Precision(inference_precision(precision, target_device), target_device)
+    network = network.to(target_device, policy.param_dtype).eval()
 
     data, voxel_size, ornt = canonical(scan)
-    image = torch.from_numpy(to_model_grid(data, voxel_size, spacing)).to(target_device)
+    image = torch.from_numpy(to_model_grid(data, voxel_size, spacing)).to(target_device, policy.param_dtype)
 
-    probs = sliding_window_probabilities(network, image, window, overlap, batch_size,
-                                         mirror_axes=(0,) if mirror else (), progress=progress)
+    with policy.autocast():
+        probs = sliding_window_probabilities(network, image, window, overlap, batch_size,
+                                             mirror_axes=(0,) if mirror else (), progress=progress)
     if task == "tissue" and probs.shape[0] != 4:
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
-    probs = _resample(probs.cpu(), data.shape).numpy()
-    labels = postprocess(probs, task)
-
-    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), ornt)
-    labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
+    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=return_probabilities)
     out = _output_image(labels, scan)
     if return_probabilities:
-        probs = np.stack([nib.orientations.apply_orientation(p, back) for p in probs]).astype(np.float32)
         return out, probs
     return out
+
+
+def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], ornt: np.ndarray, task: str,
+                        with_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and probabilities on the scan's own grid from ``(C, ...)`` probabilities on the model grid.
+
+    The probabilities are resampled to the canonical grid of ``canonical_shape`` (see :func:`canonical`),
+    turned into labels by :func:`postprocess`, and both go back to the scan's axis order ``ornt``.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        uint8 labels ``(X, Y, Z)`` and float32 probabilities ``(C, X, Y, Z)`` in the scan's axis order
+        (``None`` unless ``with_probabilities``).
+    """
+    probs = _resample(probs.cpu(), canonical_shape).numpy()
+    labels = postprocess(probs, task)
+    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), ornt)
+    labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
+    if not with_probabilities:
+        return labels, None
+    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in probs]).astype(np.float32)
 
 
 def label_volumes(labels: nib.spatialimages.SpatialImage, task: str = "tissue") -> list[dict[str, float | int | str]]:

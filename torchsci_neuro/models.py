@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchsci.registry import Registry
+if TYPE_CHECKING:  # the networks need torch only, so a benchmark peer's environment can import them
+    from torchsci.registry import Registry
 
 
 class ConvBlock(nn.Sequential):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -44,6 +48,21 @@ def test_segment_writes_labels_volumes_and_qc(scan_path, trained_checkpoint, tmp
         assert int(row["voxels"]) == int((data == label).sum())
         assert float(row["volume_ml"]) == pytest.approx((data == label).sum() * 1.5 ** 3 / 1000, abs=1e-3)
     assert (tmp_path / "out" / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lab_script_writes_labels_volumes_and_qc(scan_path, trained_checkpoint, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(root / "examples" / "neuro_segment.py"), str(scan_path), "--checkpoint",
+                           str(trained_checkpoint), "--out-dir", str(tmp_path / "sub-01"), "--device", "cpu"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "GM" in done.stdout and "mL" in done.stdout
+    labels = nib.load(tmp_path / "sub-01" / "labels.nii.gz")
+    assert labels.shape == nib.load(scan_path).shape
+    with (tmp_path / "sub-01" / "volumes.csv").open() as handle:
+        assert [r["name"] for r in csv.DictReader(handle)] == ["CSF", "GM", "WM"]
+    assert (tmp_path / "sub-01" / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_brain_mask_task_in_process(scan_path, trained_checkpoint, tmp_path):

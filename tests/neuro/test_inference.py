@@ -17,7 +17,9 @@ from torch import nn
 from torchsci.errors import ConfigError, PretrainedWeightsError
 from torchsci_neuro.inference import (
     gaussian_importance,
+    inference_precision,
     label_volumes,
+    postprocess,
     segment,
     sliding_window_probabilities,
     window_starts,
@@ -135,6 +137,38 @@ def test_brain_mask_keeps_largest_component_and_fills_holes():
     assert _dice(mask, brain) > 0.95
 
 
+def test_postprocess_in_the_bounding_box_equals_the_whole_grid():
+    from scipy import ndimage as ndi
+    from skimage import measure
+
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        brain = ndi.binary_opening(rng.random((30, 34, 26)) > 0.45 - 0.1 * trial)
+        brain[0, :, :5] = True  # a component on the grid's edge, and hollow shells touching it
+        brain[2:9, 2:9, 0:9] = True
+        brain[4:7, 4:7, 0:7] = False
+        probs = np.stack([~brain, brain]).astype(np.float32)
+        components = measure.label(brain, connectivity=1)
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        want = ndi.binary_fill_holes(components == sizes.argmax())
+        np.testing.assert_array_equal(postprocess(probs, "brain_mask").astype(bool), want)
+    assert not postprocess(np.stack([np.ones((5, 5, 5)), np.zeros((5, 5, 5))]), "brain_mask").any()
+
+
+def test_precision_auto_follows_the_hardware_and_bf16_agrees_with_float32():
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert inference_precision("auto", cpu) == ("bf16-mixed" if native else "32")
+    assert inference_precision("64", cpu) == "64"
+    torch.manual_seed(0)
+    model = UNet3D(channels=(4, 8))
+    labels = {p: np.asarray(segment(ANATOMICAL, model=model, window=(16, 16, 16), device="cpu",
+                                    precision=p).dataobj) for p in ("32", "bf16-mixed", "64")}
+    assert (labels["32"] == labels["64"]).mean() > 0.999
+    assert (labels["32"] == labels["bf16-mixed"]).mean() > 0.95
+
+
 def test_real_unet_runs_on_input_grid():
     model = UNet3D(channels=(4, 8))
     out = segment(ANATOMICAL, model=model, window=(16, 16, 16), device="cpu", mirror=True)
@@ -174,6 +208,17 @@ def test_output_independent_of_window_size_for_translation_equivariant_model():
         tiled = sliding_window_probabilities(model, image, window=window, overlap=0.5, batch_size=3)
         assert (tiled - whole).abs().max() < 0.01, window
         assert (tiled.argmax(0) == whole.argmax(0)).float().mean() > 0.99
+
+
+def test_an_axis_shorter_than_the_window_is_centred_in_it():
+    class FirstHalfOfWindow(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            first = (torch.arange(x.shape[2]) < x.shape[2] // 2).to(x.dtype).view(1, 1, -1, 1, 1).expand_as(x)
+            return torch.cat([1.0 - first, first], dim=1) * 50.0
+
+    probs = sliding_window_probabilities(FirstHalfOfWindow(), torch.rand(10, 16, 16), window=(16, 16, 16))
+    assert probs.shape == (2, 10, 16, 16)
+    assert (probs[1, :5] > 0.99).all() and (probs[1, 5:] < 0.01).all()  # 3 voxels of air on each side
 
 
 def test_mirror_tta_of_a_symmetric_model_changes_nothing():
