@@ -314,7 +314,13 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{part} needs a 'name' (a registered {part}) or a '_target_'.")
         try:
             if part == "model":
-                fn = registry.model_entry(name).factory
+                entry = registry.model_entry(name)
+                fn = entry.factory
+                if "pretrained" in node:  # create_model's own argument: start from the shipped weights
+                    tag = node.pop("pretrained")
+                    if tag and not entry.pretrained:
+                        raise ConfigError(f"model.pretrained: '{name}' ships no weights; models that do: "
+                                          f"{', '.join(registry.list_models(pretrained=True)) or 'none'}.")
             else:
                 fn = registry._lookup(table, "dataset" if part == "data" else "task", name)
         except RegistryError as exc:

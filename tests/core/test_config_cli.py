@@ -111,6 +111,7 @@ def exploding_data():
         ("model.name=core/mpl", "no model named 'core/mpl'. Did you mean core/mlp?"),
         ("trainer.precision=fp8", "precision='fp8' is not one of 32, 64, bf16-mixed, 16-mixed"),
         ("trainer.optimizer=lion", "optimizer='lion': choose one of adam, adamw"),
+        ("+model.pretrained=true", "model.pretrained: 'core/mlp' ships no weights; models that do:"),
     ],
 )
 def test_mistakes_are_caught_before_any_data_loads(tmp_path, exploding_data, override, message):
