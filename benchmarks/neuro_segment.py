@@ -166,7 +166,8 @@ def compare(name: str, scan: str, work: Path, runs: list[dict], reference) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a torchsci checkpoint of neuro/unet3d (4 classes)")
+    parser.add_argument("--checkpoint", default="shipped",
+                        help="a torchsci checkpoint of neuro/unet3d (4 classes); default: the shipped weights")
     parser.add_argument("--peer-python", default="/root/bench-venvs/monai/bin/python",
                         help="python of the venv holding MONAI and deepbet")
     parser.add_argument("--runs", type=int, default=3)
@@ -182,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     window = tuple(int(w) for w in args.window.split(","))
     if args.one:
-        torchsci_run(args.one[0], args.checkpoint, args.one[1], window, args.overlap, args.batch_size,
+        torchsci_run(args.one[0], None if args.checkpoint == "shipped" else args.checkpoint, args.one[1], window, args.overlap, args.batch_size,
                      args.precision, args.threads, args.one[2] == "1")
         return
 

@@ -119,7 +119,7 @@ def _export(cfg: Any, trainer: Trainer, model: torch.nn.Module, task: Any, split
     loader = make_loader(data, batch_size=max(2, trainer.eval_batch_size), train=False, seed=cfg.seed,
                          collate_fn=splits.collate_fn)
     batch = next(iter(loader))
-    model = load_weights(model, cfg.ckpt).cpu().eval()
+    model = (load_weights(model, cfg.ckpt) if cfg.get("ckpt") else model).cpu().eval()
     spec = getattr(model, "torchsci_spec", None)
     batch_of = registry.models[spec["name"]].batch_of if spec else None
     result = exporting.export(model, task.model_inputs(model, batch), format=cfg.export.format,
@@ -133,7 +133,8 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     """Run ``command`` on a composed config and return its results (also written to ``results.json``).
 
     ``train`` fits (resuming when ``resume`` is set) and tests the best checkpoint on the test split;
-    ``evaluate`` scores the weights in ``ckpt`` on the validation and test splits; ``predict`` writes
+    ``evaluate`` scores the weights in ``ckpt`` (or, with ``model.pretrained``, the model's shipped
+    weights) on the validation and test splits; ``predict`` writes
     the predictions of ``ckpt`` on ``predict.split`` to ``predict.output``; ``export`` writes ``ckpt`` as
     ``export.format`` (traced on a real batch, parity-checked) to ``export.output``.
     """
@@ -141,8 +142,9 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
 
     if command not in COMMANDS:
         raise ConfigError(f"command {command!r}: use one of {', '.join(COMMANDS)}.")
-    if command != "train" and not cfg.get("ckpt"):
-        raise ConfigError(f"torchsci {command} needs the weights to use: ckpt=PATH (a .ckpt written by a run).")
+    if command != "train" and not cfg.get("ckpt") and not _plain(cfg.model).get("pretrained"):
+        raise ConfigError(f"torchsci {command} needs the weights to use: ckpt=PATH (a .ckpt written by a run), "
+                          "or +model.pretrained=true for a model that ships weights.")
     run_dir = _run_dir(cfg)
     trainer = build_trainer(cfg, run_dir)
     seed_everything(cfg.seed)  # model initialisation and data generation follow the config's seed
@@ -164,12 +166,12 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
         for split, score in (("val", trainer.validate), ("test", trainer.test)):
             data = getattr(splits, split)
             if data is not None:
-                results[split] = score(model, task, data, collate_fn=splits.collate_fn, ckpt_path=cfg.ckpt)
+                results[split] = score(model, task, data, collate_fn=splits.collate_fn, ckpt_path=cfg.get("ckpt"))
     elif command == "export":
         results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:
         preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
-                                ckpt_path=cfg.ckpt)
+                                ckpt_path=cfg.get("ckpt"))
         results["predictions"] = str(_save_predictions(preds, Path(cfg.predict.output)))
     _write_json(run_dir / "results.json", results)
     summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint", "export")}
