@@ -1,8 +1,9 @@
 """ROOT trees to padded tensors: jets (or events) with their particles, labels, weights and splits.
 
 A :class:`RootSpec` says, in the field's words, what one training example is: which ``files`` and
-``tree``, the per-example ``features`` (branches and expressions), one collection of ``particles``
-(jagged branches padded to ``max_particles`` with a mask), the ``label``, ``weight`` and ``selection``,
+``tree``, the per-example ``features`` (branches and expressions), the ``particles`` (jagged branches
+padded to ``max_particles`` with a mask: one collection, or several named ones such as tracks and
+towers, each with its own branches and length), the ``label``, ``weight`` and ``selection``,
 and the ``splits`` (named selections such as ``"EventNumber % 2 == 1"``). :class:`RootDataset` reads
 it all into memory; :class:`RootStream` streams it chunk by chunk for data larger than memory.
 
@@ -15,7 +16,11 @@ One batch is a dict of tensors::
     features   (batch, G)                 float32   per-example features
     label (batch,) int64, weight (batch,) float32, entry (batch,) int64, object (batch,) int64
 
-Layout is particle-major (``[B, P, C]``), like :class:`torchsci.data.Padded`.
+Layout is particle-major (``[B, P, C]``), like :class:`torchsci.data.Padded`. With several named
+collections (``particles={"tracks": ..., "towers": ...}``) each is padded separately and its four
+particle entries are keyed by its name: ``particles.tracks``, ``mask.tracks``, ``points.tracks``,
+``vectors.tracks``, ``particles.towers``, ...; the models take them as dicts (see
+:mod:`torchsci_physics.models`).
 """
 
 from __future__ import annotations
@@ -96,7 +101,10 @@ class RootSpec:
     features
         Per-example inputs, ``{name: expression}`` or a list of expressions.
     particles
-        A :class:`Collection` (or its keyword arguments as a dict).
+        A :class:`Collection` (or its keyword arguments as a dict), or several named ones,
+        ``{"tracks": Collection(...), "towers": {...}}``, each padded separately (names must be
+        Python identifiers). ``points`` are (delta eta, delta phi) to each collection's ``axis``:
+        give the collections the same ``axis`` for a common frame.
     label, classes
         An expression giving class indices (a boolean gives 0/1), and the class names. With
         ``files`` as a mapping, the label is the file's class and ``classes`` its keys.
@@ -114,7 +122,7 @@ class RootSpec:
     tree: str = "tree"
     objects: list[str] | None = None
     features: dict[str, str] | list[str] = dataclasses.field(default_factory=dict)
-    particles: Collection | dict | None = None
+    particles: Collection | dict[str, Any] | None = None
     label: str | None = None
     classes: list[str] | None = None
     weight: str | None = None
@@ -124,7 +132,13 @@ class RootSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.particles, Mapping):
-            self.particles = Collection(**self.particles)
+            if "p4" in self.particles:
+                self.particles = Collection(**self.particles)
+            else:
+                self.particles = {name: _collection(name, c) for name, c in self.particles.items()}
+                if not self.particles:
+                    raise ConfigError("particles={} names no collection; give one (p4=..., max_particles=...) or "
+                                      "several as {name: {p4: ..., ...}}.")
         if isinstance(self.files, Mapping):
             if self.label is not None:
                 raise ConfigError("files= is a {class: files} mapping, so the label is the file's class; drop label=.")
@@ -136,6 +150,14 @@ class RootSpec:
 
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
+
+    def collections(self) -> dict[str | None, Collection]:
+        """The particle collections by name; the single-collection form has the name ``None``."""
+        if self.particles is None:
+            return {}
+        if isinstance(self.particles, Collection):
+            return {None: self.particles}
+        return dict(self.particles)
 
     def sources(self) -> list[tuple[str, str, int | None]]:
         """``(path, tree, class index or None)`` for every file."""
@@ -150,9 +172,36 @@ class RootSpec:
 
     def input_spec(self) -> dict[str, Any]:
         """The JSON-able part that turns a tree into model inputs: saved with the model for prediction."""
-        particles = dataclasses.asdict(self.particles) if self.particles is not None else None
+        particles = ({name: dataclasses.asdict(c) for name, c in self.collections().items()}
+                     if isinstance(self.particles, Mapping) else
+                     dataclasses.asdict(self.particles) if self.particles is not None else None)
         return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
                 "classes": list(self.classes), "selection": self.selection}
+
+
+def _collection(name: Any, c: Any) -> Collection:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"particles: collection name {name!r} must be a Python identifier (e.g. 'tracks'): it "
+                          "names the batch entries particles.<name>, mask.<name> and the model's input embeddings.")
+    if isinstance(c, Collection):
+        return c
+    if not isinstance(c, Mapping):
+        raise ConfigError(f"particles: collection {name!r} must be a mapping of Collection fields (p4=..., "
+                          f"max_particles=...), got {c!r}.")
+    return Collection(**c)
+
+
+def collection_key(kind: str, name: str | None) -> str:
+    """The batch key of a collection's ``kind`` (particles, mask, points, vectors): ``kind`` or ``kind.name``."""
+    return kind if name is None else f"{kind}.{name}"
+
+
+def batch_keys(spec: RootSpec) -> list[str]:
+    """The keys a batch of ``spec`` holds (label and weight only where targets were read)."""
+    keys = ["features"]
+    for name in spec.collections():
+        keys += [collection_key(k, name) for k in _PARTICLE_KEYS]
+    return keys + ["label", "weight", "entry", "object"]
 
 
 # ---------------------------------------------------------------------------------------------- one chunk
@@ -161,18 +210,22 @@ def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[st
     if with_targets:
         exprs += [e for e in (spec.label, spec.weight) if e]
     exprs += [e for e in (spec.selection, *spec.splits.values()) if e]
-    c = spec.particles
-    if c is not None:
+    single = isinstance(spec.particles, Collection)
+    for c in spec.collections().values():
         comps = [c.p4] if isinstance(c.p4, str) else list(c.p4.values())
-        exprs += comps + [e for e in (c.axis,) if e] + list(c.feature_map().values())
+        own = comps + [e for e in (c.axis,) if e] + list(c.feature_map().values())
         if c.numbered:
-            exprs = [x for e in exprs
-                     for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
+            # one collection: as before, every expression with {i} is expanded; several: each expands its own
+            if single:
+                own, exprs = exprs + own, []
+            own = [x for e in own
+                   for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
+        exprs += own
     return [reading.substitute(e, obj) for e in exprs]
 
 
 def _local_names(spec: RootSpec) -> set[str]:
-    return set(PARTICLE_NAMES) if spec.particles is not None else set()
+    return set(PARTICLE_NAMES) if spec.collections() else set()
 
 
 def needed_branches(spec: RootSpec, tree: Any, path: str, with_targets: bool = True) -> set[str]:
@@ -345,8 +398,8 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
         fm = spec.feature_map()
         out["features"] = (np.stack([flat(e, f"feature {name!r}") for name, e in fm.items()], axis=1).astype(np.float32)
                            if fm else np.zeros((n, 0), np.float32))
-        if spec.particles is not None:
-            out.update(_particles(spec.particles, ns, path, obj))
+        for name, c in spec.collections().items():
+            out.update({collection_key(k, name): v for k, v in _particles(c, ns, path, obj).items()})
         out["selected"] = flat(spec.selection, "selection", bool) if spec.selection else np.ones(n, bool)
         split = np.full(n, -1, np.int64)
         for s, (name, expr) in enumerate(spec.splits.items()):
@@ -377,18 +430,19 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
 
 
 def _check_block(spec: RootSpec, block: dict[str, np.ndarray], path: str, with_targets: bool) -> None:
-    checks = [("features", list(spec.feature_map()))]
-    if spec.particles is not None:
-        checks.append(("particles", list(spec.particles.feature_map())))
-    for key, names in checks:
+    checks = [("features", None, "feature", list(spec.feature_map()))]
+    for name, c in spec.collections().items():
+        what = "particle" if name is None else f"particle (collection {name!r})"
+        checks.append((collection_key("particles", name), collection_key("mask", name), what, list(c.feature_map())))
+    for key, mask_key, what, names in checks:
         values = block[key]
         bad = ~np.isfinite(values)
-        if key == "particles":
-            bad &= block["mask"][..., None]
+        if mask_key is not None:
+            bad &= block[mask_key][..., None]
         if bad.any():
             where = np.argwhere(bad)[0]
             column = names[where[-1]]
-            raise DataError(f"{path}: {key[:-1]} input {column!r} is NaN or infinite in {int(bad.any(axis=tuple(range(1, bad.ndim))).sum())} "
+            raise DataError(f"{path}: {what} input {column!r} is NaN or infinite in {int(bad.any(axis=tuple(range(1, bad.ndim))).sum())} "
                             f"example(s), first at entry {int(block['entry'][where[0]])}; fix the expression or "
                             "filter those entries with selection=.")
     if with_targets:
@@ -466,7 +520,6 @@ def collate(batch: Any) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.concatenate([p[k] for p in pieces])) for k in pieces[0]}
 
 
-_BATCH_KEYS = ("particles", "mask", "points", "vectors", "features", "label", "weight", "entry", "object")
 _PARTICLE_KEYS = ("particles", "mask", "points", "vectors")
 
 
@@ -507,10 +560,8 @@ class RootDataset(Dataset):
             if not keep.any():
                 raise DataError(f"split {split!r} ({self.spec.splits[split]!r}) selects no examples from "
                                 f"{self.spec.files}.")
-        self.arrays = {k: v for k, v in arrays.items() if k in _BATCH_KEYS}
-        if self.spec.particles is None:
-            for k in _PARTICLE_KEYS:
-                self.arrays.pop(k, None)
+        keys = batch_keys(self.spec)
+        self.arrays = {k: arrays[k] for k in keys if k in arrays}
         self.source = arrays.get("source")
 
     @staticmethod
@@ -591,18 +642,18 @@ class RootStream(IterableDataset):
 
     def _blocks(self) -> Iterator[dict[str, np.ndarray]]:
         """This worker's rows in their final (shuffled) order, one block of arrays at a time."""
-        keys = [k for k in _BATCH_KEYS if self.spec.particles is not None or k not in _PARTICLE_KEYS]
+        keys = batch_keys(self.spec)
         # Rows are mixed from (seed, epoch, reader) alone, not from the global RNG: a run resumed mid-epoch
         # re-reads the epoch up to its position, and must see the same order the interrupted run saw.
         rng = np.random.default_rng([self.seed, self.epoch, *self._shard()]) if self.shuffle else None
         pool: dict[str, np.ndarray] | None = None
         for block in iter_blocks(self.spec, self._my_units()):
             keep = block["split"] == self.split if self.split is not None else slice(None)
-            block = {k: block[k][keep] for k in keys}
+            block = {k: block[k][keep] for k in keys if k in block}
             if rng is None or self.buffer_size <= 0:
                 yield block
                 continue
-            pool = block if pool is None else {k: np.concatenate([pool[k], block[k]]) for k in keys}
+            pool = block if pool is None else {k: np.concatenate([pool[k], block[k]]) for k in block}
             size = len(pool["entry"])
             if size >= self.buffer_size:
                 perm = rng.permutation(size)
@@ -657,9 +708,12 @@ def _join(pieces: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------- standardisation
-def standardisation(arrays: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
-    """Per-input mean and standard deviation over the given (training) examples; real particles only."""
-    out: dict[str, list[float]] = {}
+def standardisation(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Per-input mean and standard deviation over the given (training) examples; real particles only.
+
+    Several named collections give ``particle_mean``/``particle_std`` as ``{collection: [...]}``.
+    """
+    out: dict[str, Any] = {}
     if "features" in arrays and arrays["features"].shape[1]:
         f = arrays["features"].astype(np.float64)
         out["feature_mean"], out["feature_std"] = f.mean(0).tolist(), _safe_std(f.std(0))
@@ -667,6 +721,13 @@ def standardisation(arrays: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
         real = arrays["particles"][arrays["mask"]].astype(np.float64)
         if len(real):
             out["particle_mean"], out["particle_std"] = real.mean(0).tolist(), _safe_std(real.std(0))
+    names = [k.split(".", 1)[1] for k in arrays if k.startswith("particles.")]
+    if names:
+        out["particle_mean"], out["particle_std"] = {}, {}
+        for name in names:
+            real = arrays[f"particles.{name}"][arrays[f"mask.{name}"]].astype(np.float64)
+            if len(real) and real.shape[-1]:
+                out["particle_mean"][name], out["particle_std"][name] = real.mean(0).tolist(), _safe_std(real.std(0))
     return out
 
 
@@ -702,8 +763,10 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
         sample = parts["train"].arrays
     kwargs: dict[str, Any] = dict(standardisation(sample), num_classes=len(spec.classes or []),
                                   num_features=len(spec.feature_map()), input_spec=spec.input_spec())
-    if spec.particles is not None:
+    if isinstance(spec.particles, Collection):
         kwargs["num_particle_features"] = len(spec.particles.feature_map())
+    elif spec.particles is not None:
+        kwargs["num_particle_features"] = {name: len(c.feature_map()) for name, c in spec.collections().items()}
     counts = {name: len(d) for name, d in parts.items() if isinstance(d, RootDataset)}
     return DataSplits(train=parts["train"], val=parts.get("val"), test=parts.get("test"), collate_fn=collate,
                       model_kwargs=kwargs, info={"classes": spec.classes, "examples": counts})
