@@ -6,6 +6,13 @@ real particles, as :mod:`torchsci_physics.data` produces; ParticleNet also takes
 (px, py, pz, E) for its pairwise features. With ``num_features > 0`` the per-jet ``features (B, G)``
 come last. Outputs are logits ``(B, num_classes)``.
 
+Several particle collections (tracks and towers, charged and neutral candidates, secondary vertices):
+build the model with ``num_particle_features={"tracks": 8, "towers": 5}`` and pass ``particles``,
+``mask`` (and ``points``/``vectors``) as dicts keyed by collection, each ``(B, P_name, ...)`` with its
+own length. Each collection is standardised and embedded into a common width by its own linear layer,
+plus a learned collection-type embedding; the sets are then concatenated along the particle
+dimension, with their masks, and processed jointly (:class:`CollectionEmbedding`).
+
 A padded particle never changes the output: padded entries are zeroed on entry, never chosen as
 neighbours, masked out of attention and of every pooling, whatever values they hold. Each model
 standardises its inputs with the mean and standard deviation it was built with (measured on the
@@ -17,7 +24,7 @@ distance matrix; there is no data-dependent Python control flow).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -53,20 +60,96 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
     return total / m.sum(dim).clamp_min(1).to(x.dtype)
 
 
+class CollectionEmbedding(nn.Module):
+    """Several padded particle collections as one set: per-collection standardisation and linear embedding
+    into ``width``, plus a learned collection-type embedding, concatenated along the particle dimension.
+
+    Padded particles come out as zeros with a False mask, whatever values they held.
+
+    Parameters
+    ----------
+    num_particle_features
+        ``{collection: number of per-particle inputs}``; the order is the order of concatenation.
+    width
+        The common width of the embedded particles.
+    particle_mean, particle_std
+        ``{collection: per-input statistics}`` (missing collections are left unstandardised).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsci_physics.models import CollectionEmbedding
+    >>> embed = CollectionEmbedding({"tracks": 3, "towers": 2}, width=8)
+    >>> x, mask, _ = embed({"tracks": torch.randn(4, 5, 3), "towers": torch.randn(4, 7, 2)},
+    ...                    {"tracks": torch.ones(4, 5, dtype=torch.bool), "towers": torch.ones(4, 7, dtype=torch.bool)})
+    >>> x.shape, mask.shape
+    (torch.Size([4, 12, 8]), torch.Size([4, 12]))
+    """
+
+    def __init__(self, num_particle_features: Mapping[str, int], width: int,
+                 particle_mean: Mapping[str, Sequence[float]] | None = None,
+                 particle_std: Mapping[str, Sequence[float]] | None = None) -> None:
+        super().__init__()
+        if not num_particle_features:
+            raise ValueError("num_particle_features={} names no collection")
+        bad = [n for n in num_particle_features if not (isinstance(n, str) and n.isidentifier())]
+        if bad:
+            raise ValueError(f"collection names {bad} must be Python identifiers (e.g. 'tracks')")
+        self.names = tuple(num_particle_features)
+        mean, std = dict(particle_mean or {}), dict(particle_std or {})
+        self.norms = nn.ModuleDict({n: Standardise(int(c), mean.get(n), std.get(n))
+                                    for n, c in num_particle_features.items()})
+        self.embeds = nn.ModuleDict({n: nn.Linear(int(c), width) for n, c in num_particle_features.items()})
+        # small, like a token embedding: it marks the collection without drowning the particle's own inputs
+        self.kind = nn.Parameter(0.02 * torch.randn(len(self.names), width))
+
+    def forward(self, particles: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor],
+                *extras: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(x (B, sum P, width), mask (B, sum P), [each extra (points, vectors) concatenated the same way])``."""
+        for given, what in ((particles, "particles"), (mask, "mask"), *((e, "points/vectors") for e in extras)):
+            missing = [n for n in self.names if n not in given]
+            if missing:
+                raise ValueError(f"{what} lacks collection(s) {missing}: the model was built for {list(self.names)}")
+        xs = []
+        for i, n in enumerate(self.names):
+            m = mask[n]
+            x = self.embeds[n](self.norms[n](_real(particles[n], m)))
+            xs.append(_real(x + self.kind[i].to(x.dtype), m))
+        joined = [torch.cat([_real(e[n], mask[n]) for n in self.names], dim=1) for e in extras]
+        return torch.cat(xs, dim=1), torch.cat([mask[n] for n in self.names], dim=1), joined
+
+
 class _Tagger(nn.Module):
-    """Shared parts: input standardisation, per-jet features joined after pooling, the classifier head."""
+    """Shared parts: input standardisation (or several collections' embedding), per-jet features joined
+    after pooling, the classifier head."""
 
     input_names: tuple[str, ...] = ("particles", "mask", "features")
 
-    def __init__(self, num_particle_features: int, num_features: int, num_classes: int, pooled: int,
-                 head: Sequence[int], dropout: float, particle_mean, particle_std, feature_mean, feature_std,
-                 input_spec: dict[str, Any] | None) -> None:
+    def __init__(self, num_particle_features: int | Mapping[str, int], num_features: int, num_classes: int,
+                 pooled: int, head: Sequence[int], dropout: float, particle_mean, particle_std, feature_mean,
+                 feature_std, input_spec: dict[str, Any] | None, embed_width: int) -> None:
         super().__init__()
         self.num_features = num_features
         self.input_spec = input_spec
-        self.particle_norm = Standardise(num_particle_features, particle_mean, particle_std)
+        if isinstance(num_particle_features, Mapping):
+            self.collections: tuple[str, ...] | None = tuple(num_particle_features)
+            self.particle_norm = None
+            self.collection_embed = CollectionEmbedding(num_particle_features, embed_width, particle_mean, particle_std)
+            self.particle_width = embed_width
+        else:
+            self.collections = None
+            self.particle_norm = Standardise(num_particle_features, particle_mean, particle_std)
+            self.collection_embed = None
+            self.particle_width = num_particle_features
         self.feature_norm = Standardise(num_features, feature_mean, feature_std) if num_features else None
         self.head = MLP(pooled + num_features, num_classes, tuple(head), dropout)
+
+    def particle_inputs(self, particles: Any, mask: Any, *extras: Any) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """Standardised particles ``(B, P, particle_width)`` zeroed where padded, the mask, and the extras
+        (points, vectors) zeroed where padded: one set, whether one collection or several (dicts) came in."""
+        if self.collection_embed is not None:
+            return self.collection_embed(particles, mask, *extras)
+        return _real(self.particle_norm(_real(particles, mask)), mask), mask, [_real(e, mask) for e in extras]
 
     def classify(self, pooled: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         if self.feature_norm is not None:
@@ -79,6 +162,9 @@ class _Tagger(nn.Module):
 class ParticleFlowNetwork(_Tagger):
     """Deep Sets / Particle Flow Network: a per-particle MLP, a masked sum, and an MLP on the sum.
 
+    ``num_particle_features={"tracks": 3, "towers": 2}`` takes several collections as dicts (see the
+    module docstring); the sum then runs over the particles of all of them.
+
     Examples
     --------
     >>> import torch
@@ -86,26 +172,32 @@ class ParticleFlowNetwork(_Tagger):
     >>> net = ParticleFlowNetwork(num_particle_features=3, num_classes=2)
     >>> net(torch.randn(4, 5, 3), torch.ones(4, 5, dtype=torch.bool)).shape
     torch.Size([4, 2])
+    >>> two = ParticleFlowNetwork(num_particle_features={"tracks": 3, "towers": 2})
+    >>> two({"tracks": torch.randn(4, 5, 3), "towers": torch.randn(4, 7, 2)},
+    ...     {"tracks": torch.ones(4, 5, dtype=torch.bool), "towers": torch.ones(4, 7, dtype=torch.bool)}).shape
+    torch.Size([4, 2])
     """
 
-    def __init__(self, num_particle_features: int = 7, num_features: int = 0, num_classes: int = 2,
-                 phi: Sequence[int] = (64, 64, 64), head: Sequence[int] = (64, 64), dropout: float = 0.0,
-                 pooling: str = "sum", particle_mean=None, particle_std=None, feature_mean=None, feature_std=None,
-                 input_spec: dict[str, Any] | None = None) -> None:
+    def __init__(self, num_particle_features: int | Mapping[str, int] = 7, num_features: int = 0,
+                 num_classes: int = 2, phi: Sequence[int] = (64, 64, 64), head: Sequence[int] = (64, 64),
+                 dropout: float = 0.0, pooling: str = "sum", particle_mean=None, particle_std=None,
+                 feature_mean=None, feature_std=None, input_spec: dict[str, Any] | None = None) -> None:
         super().__init__(num_particle_features, num_features, num_classes, phi[-1], head, dropout, particle_mean,
-                         particle_std, feature_mean, feature_std, input_spec)
+                         particle_std, feature_mean, feature_std, input_spec, embed_width=phi[0])
         if pooling not in ("sum", "mean"):
             raise ValueError(f"pooling={pooling!r}: use 'sum' (energy-flow style) or 'mean'")
         self.pooling = pooling
         layers: list[nn.Module] = []
-        width = num_particle_features
+        width = self.particle_width
         for h in phi:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.phi = nn.Sequential(*layers)
 
-    def forward(self, particles: torch.Tensor, mask: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        h = _real(self.phi(self.particle_norm(_real(particles, mask))), mask)
+    def forward(self, particles: torch.Tensor | Mapping[str, torch.Tensor], mask: torch.Tensor | Mapping[str, torch.Tensor],
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        x, mask, _ = self.particle_inputs(particles, mask)
+        h = _real(self.phi(x), mask)
         pooled = h.sum(1) if self.pooling == "sum" else masked_mean(h, mask, 1)
         return self.classify(pooled, features)
 
@@ -170,7 +262,9 @@ class ParticleNet(_Tagger):
     """ParticleNet (Qu and Gouskos 2020): EdgeConv blocks with kNN in (eta, phi), then in feature space.
 
     ``points`` (delta eta, delta phi) choose the first block's neighbours; later blocks use the
-    previous block's features. ``k`` must not exceed the padded length ``P``.
+    previous block's features. ``k`` must not exceed the padded length ``P``. With several collections
+    (dicts, see the module docstring) neighbours are found across all of them (a track's neighbour may
+    be a tower), and ``k`` must not exceed the sum of their lengths.
 
     Examples
     --------
@@ -183,22 +277,23 @@ class ParticleNet(_Tagger):
 
     input_names = ("particles", "mask", "points", "features")
 
-    def __init__(self, num_particle_features: int = 7, num_features: int = 0, num_classes: int = 2, k: int = 8,
+    def __init__(self, num_particle_features: int | Mapping[str, int] = 7, num_features: int = 0,
+                 num_classes: int = 2, k: int = 8,
                  blocks: Sequence[Sequence[int]] = ((32, 32, 32), (64, 64, 64)), head: Sequence[int] = (128,),
                  dropout: float = 0.1, particle_mean=None, particle_std=None, feature_mean=None, feature_std=None,
                  input_spec: dict[str, Any] | None = None) -> None:
         super().__init__(num_particle_features, num_features, num_classes, blocks[-1][-1], head, dropout,
-                         particle_mean, particle_std, feature_mean, feature_std, input_spec)
+                         particle_mean, particle_std, feature_mean, feature_std, input_spec,
+                         embed_width=blocks[0][0])
         self.blocks = nn.ModuleList()
-        width = num_particle_features
+        width = self.particle_width
         for channels in blocks:
             self.blocks.append(EdgeConv(width, tuple(channels), k))
             width = channels[-1]
 
-    def forward(self, particles: torch.Tensor, mask: torch.Tensor, points: torch.Tensor,
-                features: torch.Tensor | None = None) -> torch.Tensor:
-        x = _real(self.particle_norm(_real(particles, mask)), mask)
-        coords = _real(points, mask)
+    def forward(self, particles: torch.Tensor | Mapping[str, torch.Tensor], mask: torch.Tensor | Mapping[str, torch.Tensor],
+                points: torch.Tensor | Mapping[str, torch.Tensor], features: torch.Tensor | None = None) -> torch.Tensor:
+        x, mask, (coords,) = self.particle_inputs(particles, mask, points)
         for block in self.blocks:
             x = block(coords, x, mask)
             coords = x
@@ -259,7 +354,8 @@ class ParticleTransformer(_Tagger):
 
     Particle blocks attend among real particles with a learned per-head bias from
     :func:`pairwise_features`; class-attention blocks then pool them into one token for the head.
-    The default size is small (dim 64, 3 + 1 blocks) for CPU training.
+    The default size is small (dim 64, 3 + 1 blocks) for CPU training. With several collections (dicts,
+    see the module docstring) attention and pair features run across all of them.
 
     Examples
     --------
@@ -273,26 +369,28 @@ class ParticleTransformer(_Tagger):
 
     input_names = ("particles", "mask", "vectors", "features")
 
-    def __init__(self, num_particle_features: int = 7, num_features: int = 0, num_classes: int = 2, dim: int = 64,
-                 heads: int = 4, blocks: int = 3, class_blocks: int = 1, pair_width: int = 32,
-                 head: Sequence[int] = (64,), dropout: float = 0.0, particle_mean=None, particle_std=None,
-                 feature_mean=None, feature_std=None, input_spec: dict[str, Any] | None = None) -> None:
+    def __init__(self, num_particle_features: int | Mapping[str, int] = 7, num_features: int = 0,
+                 num_classes: int = 2, dim: int = 64, heads: int = 4, blocks: int = 3, class_blocks: int = 1,
+                 pair_width: int = 32, head: Sequence[int] = (64,), dropout: float = 0.0, particle_mean=None,
+                 particle_std=None, feature_mean=None, feature_std=None,
+                 input_spec: dict[str, Any] | None = None) -> None:
         super().__init__(num_particle_features, num_features, num_classes, dim, head, dropout, particle_mean,
-                         particle_std, feature_mean, feature_std, input_spec)
+                         particle_std, feature_mean, feature_std, input_spec, embed_width=dim)
         if dim % heads:
             raise ValueError(f"dim={dim} must be a multiple of heads={heads}")
         self.heads = heads
-        self.embed = nn.Sequential(nn.Linear(num_particle_features, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.embed = nn.Sequential(nn.Linear(self.particle_width, dim), nn.GELU(), nn.Linear(dim, dim))
         self.pair_embed = nn.Sequential(nn.Linear(4, pair_width), nn.GELU(), nn.Linear(pair_width, heads))
         self.particle_blocks = nn.ModuleList(_Attention(dim, heads, dropout) for _ in range(blocks))
         self.class_blocks = nn.ModuleList(_Attention(dim, heads, dropout) for _ in range(class_blocks))
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, particles: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor,
-                features: torch.Tensor | None = None) -> torch.Tensor:
-        x = _real(self.embed(self.particle_norm(_real(particles, mask))), mask)
-        pairs = pairwise_features(_real(vectors, mask))
+    def forward(self, particles: torch.Tensor | Mapping[str, torch.Tensor], mask: torch.Tensor | Mapping[str, torch.Tensor],
+                vectors: torch.Tensor | Mapping[str, torch.Tensor], features: torch.Tensor | None = None) -> torch.Tensor:
+        x, mask, (vectors,) = self.particle_inputs(particles, mask, vectors)
+        x = _real(self.embed(x), mask)
+        pairs = pairwise_features(vectors)
         # log-scale pair features are O(10); a fixed shift keeps the first layer well conditioned
         bias = self.pair_embed(pairs * 0.1).permute(0, 3, 1, 2)
         for block in self.particle_blocks:

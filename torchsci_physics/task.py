@@ -19,7 +19,8 @@ class TaggingTask(Task):
 
     The model's ``input_names`` say which batch entries it takes (``("particles", "mask", "points")``
     for ParticleNet, ``("features",)`` for an MLP); ``features`` is passed only when the model was
-    built with per-jet features.
+    built with per-jet features. A model built for several particle collections (``collections``, e.g.
+    ``("tracks", "towers")``) gets each particle input as a dict ``{collection: batch["particles.tracks"], ...}``.
 
     Parameters
     ----------
@@ -39,15 +40,24 @@ class TaggingTask(Task):
         self.signal, self.efficiencies, self.use_weights = signal, tuple(efficiencies), use_weights
 
     @staticmethod
-    def inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    def inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
         model = getattr(model, "module", model)
         names = list(getattr(model, "input_names", ("particles", "mask")))
         if "features" in names and names != ["features"] and not getattr(model, "num_features", 0):
             names.remove("features")
-        missing = [n for n in names if n not in batch]
+        collections = getattr(model, "collections", None)
+        if collections:
+            # several collections: each particle input is a dict {collection: batch["<input>.<collection>"]}
+            wanted = [n if n == "features" else f"{n}.{c}" for n in names for c in ([None] if n == "features" else collections)]
+        else:
+            wanted = names
+        missing = [n for n in wanted if n not in batch]
         if missing:
             raise DataError(f"{type(model).__name__} needs batch entries {missing}, but the batch has {sorted(batch)}; "
-                            "give the dataset particles= (for particle inputs) or features=.")
+                            "give the dataset particles= (for particle inputs; one per collection the model was "
+                            "built for) or features=.")
+        if collections:
+            return [batch[n] if n == "features" else {c: batch[f"{n}.{c}"] for c in collections} for n in names]
         return [batch[n] for n in names]
 
     def model_inputs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple:
