@@ -177,8 +177,8 @@ def _make(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_conformance_with_two_collections(name):
     model, extra = _make(name)
-    report = check_model(model, _collections(extra), exports=("pt2", "onnx") if name == "pfn" else ("pt2",))
-    assert {"non_contiguous", "float64", "backward", "batch_consistency", "export:pt2"} <= set(report.passed)
+    report = check_model(model, _collections(extra), exports=("pt2", "onnx"))
+    assert {"non_contiguous", "float64", "backward", "batch_consistency", "export:pt2", "export:onnx"} <= set(report.passed)
 
 
 @pytest.mark.parametrize("name", MODELS)
