@@ -39,6 +39,10 @@ def tracks_and_towers(tmp_path_factory):
         "Tower_eta": ak.unflatten(rng.normal(0, 0.4, w), n_towers),
         "Tower_phi": ak.unflatten(rng.normal(0, 0.4, w), n_towers),
         "Tower_mass": ak.unflatten(np.zeros(w), n_towers),
+        # two jets as numbered flat branches; the second is absent (pt 0) in every third event
+        "J1_pt": rng.exponential(50, n) + 30, "J1_eta": rng.normal(0, 1, n), "J1_phi": rng.uniform(-3, 3, n),
+        "J2_pt": np.where(np.arange(n) % 3 == 0, 0.0, rng.exponential(30, n) + 20),
+        "J2_eta": rng.normal(0, 1, n), "J2_phi": rng.uniform(-3, 3, n), "J_m": np.full(n, 5.0),
     }
     path = tmp_path_factory.mktemp("collections") / "jets.root"
     with uproot.recreate(path) as f:
@@ -94,6 +98,27 @@ def test_missing_branch_in_the_second_collection_names_the_file_and_close_branch
     spec = _spec(tracks_and_towers)
     spec["particles"]["towers"]["p4"]["eta"] = "Tower_etaa"
     with pytest.raises(DataError, match=r"jets.root: no branch named 'Tower_etaa'.*Tower_eta"):
+        RootDataset(spec)
+
+
+def test_numbered_branches_as_a_second_collection(tracks_and_towers):
+    spec = _spec(tracks_and_towers)
+    spec["particles"]["jets"] = {"p4": {"pt": "J{i}_pt", "eta": "J{i}_eta", "phi": "J{i}_phi", "mass": "J_m"},
+                                 "numbered": 2, "max_particles": 2, "features": ["log_pt", "eta"]}
+    batch = RootDataset(spec)[:]
+    np.testing.assert_array_equal(batch["mask.jets"].sum(1).numpy(), np.where(np.arange(301) % 3 == 0, 1, 2))
+    tree = uproot.open(tracks_and_towers)["jets"]
+    np.testing.assert_allclose(batch["particles.jets"][:, 0, 1].numpy(),
+                               np.where(tree["J1_pt"].array(library="np") >= tree["J2_pt"].array(library="np"),
+                                        tree["J1_eta"].array(library="np"), tree["J2_eta"].array(library="np")),
+                               rtol=1e-5)
+    assert batch["particles.tracks"].shape == (301, 5, 4)
+
+
+def test_nan_in_the_second_collection_names_it(tracks_and_towers):
+    spec = _spec(tracks_and_towers)
+    spec["particles"]["towers"]["features"] = {"log_pt": "log_pt", "bad": "log(Tower_pt - 3)"}
+    with pytest.raises(DataError, match=r"jets.root: particle \(collection 'towers'\) input 'bad' is NaN"):
         RootDataset(spec)
 
 
