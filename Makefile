@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(PY) examples/physics_qg_tagging.py --run-dir runs/physics_qg
 	$(VENV)/bin/torchsci chem predict --model esol examples/data/molecules.csv -o runs/chem_predictions.csv
 	cat runs/chem_predictions.csv
+	$(PY) examples/neuro_segment.py --out-dir runs/neuro_segment
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks

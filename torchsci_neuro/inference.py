@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from torch import nn
 
-from torchsci.errors import ConfigError, PretrainedWeightsError
+from torchsci.errors import ConfigError
 from torchsci_neuro.io import Scan, load_scan
 from torchsci_neuro.synth import normalise_intensity
 
@@ -196,19 +196,6 @@ def resolve_model(model: nn.Module | str | os.PathLike | None) -> nn.Module:
         return model
     if model is not None:
         return _checkpoint_model(Path(model))
-    from torchsci.registry import registry  # noqa: PLC0415
-
-    registry.load_plugins()
-    entry = registry.models.get(PRETRAINED_MODEL)
-    if entry is None or not entry.pretrained:
-        import torchsci  # noqa: PLC0415
-
-        raise PretrainedWeightsError(
-            f"shipped pretrained weights for segment() ({PRETRAINED_MODEL}) are not available in torchsci "
-            f"{torchsci.__version__}; pass model= a checkpoint written by torchsci training (Python: "
-            "segment(scan, model='run/checkpoints/best.ckpt'); shell: torchsci neuro segment scan.nii.gz "
-            "-o labels.nii.gz --model run/checkpoints/best.ckpt), e.g. from torchsci train "
-            "experiment=neuro/synth_tissue.")
     import torchsci  # noqa: PLC0415
 
     return torchsci.create_model(PRETRAINED_MODEL, pretrained=True)
@@ -299,8 +286,8 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         ``"auto"``, ``"cpu"``, ``"cuda:0"``, ... (see :func:`torchsci.device.resolve_device`).
     model
         A torchsci checkpoint path, an ``nn.Module`` mapping ``(B, 1, D, H, W)`` to class logits, or
-        ``None`` for the shipped weights (:class:`torchsci.errors.PretrainedWeightsError` when this
-        version ships none).
+        ``None`` for the shipped weights (``neuro/unet3d-tissue``, checked against their sha256; see
+        ``torchsci_neuro/weights/MODEL_CARD.md``).
     spacing
         Voxel size in mm the model was trained at.
     window, overlap, batch_size

@@ -12,6 +12,16 @@ from torch import nn
 if TYPE_CHECKING:  # the networks need torch only, so a benchmark peer's environment can import them
     from torchsci.registry import Registry
 
+#: The shipped tissue segmenter (see torchsci_neuro/weights/MODEL_CARD.md): its file, checksum and arguments.
+TISSUE_WEIGHTS = {
+    "package": "torchsci_neuro",
+    "resource": "weights/unet3d-tissue.safetensors",
+    "sha256": "27ee8507b16ff46b49db3a37adef35cced0ea3ee9e6a7e7abb8b8adf0fa90877",
+    "kwargs": {"channels": [8, 16, 32, 64], "channels_last": True},
+    "description": "T1 brain tissue (0 background, 1 CSF, 2 GM, 3 WM) at 2 mm, trained on synthetic scans "
+                   "generated from the MNI152 2009a template; see torchsci_neuro/weights/MODEL_CARD.md",
+}
+
 
 class ConvBlock(nn.Sequential):
     """Two 3x3x3 convolutions, each followed by instance norm and leaky ReLU."""
@@ -102,4 +112,18 @@ def register(registry: Registry) -> None:
 
     The factories live at module level, so registering twice into one registry is harmless.
     """
+    from torchsci.registry import PretrainedWeights  # noqa: PLC0415 (see the TYPE_CHECKING import above)
+
     registry.register_model("neuro/unet3d", example_inputs=_example_inputs)(unet3d)
+    registry.register_model("neuro/unet3d-tissue", example_inputs=_example_inputs,
+                            pretrained={"synth-mni152": PretrainedWeights(**TISSUE_WEIGHTS)})(unet3d_tissue)
+
+
+def unet3d_tissue(in_channels: int = 1, num_classes: int = 4, channels: Sequence[int] = (8, 16, 32, 64),
+                  channels_last: bool = True) -> UNet3D:
+    """``neuro/unet3d-tissue``: the architecture of the shipped tissue segmenter; ``pretrained=True`` loads it.
+
+    Fine-tune it on a lab's own labelled scans with ``torchsci train experiment=neuro/segment
+    model.name=neuro/unet3d-tissue +model.pretrained=true data.root=...``.
+    """
+    return UNet3D(in_channels, num_classes, tuple(channels), channels_last)

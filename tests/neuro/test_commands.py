@@ -101,10 +101,13 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(tmp_path, capsys, traine
     assert not (tmp_path / "x.nii.gz").exists()
 
 
-def test_without_model_says_weights_are_not_shipped(scan_path, tmp_path, capsys):
-    err = _one_line_error(capsys, ["neuro", "segment", str(scan_path), "-o", str(tmp_path / "x.nii.gz")],
-                          "--model")
-    assert "not available" in err
+def test_without_model_the_shipped_model_segments_the_scan(scan_path, tmp_path):
+    out = tmp_path / "labels.nii.gz"
+    assert main(["neuro", "segment", str(scan_path), "-o", str(out), "--quiet"]) == 0
+    labels, scan = nib.load(out), nib.load(scan_path)
+    assert labels.shape == scan.shape
+    np.testing.assert_allclose(labels.affine, scan.affine)
+    assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1, 2, 3}
 
 
 def test_exit_code_2_from_the_shell(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchsci.errors import ConfigError, PretrainedWeightsError
+from torchsci.errors import ConfigError
 from torchsci_neuro.inference import (
     gaussian_importance,
     inference_precision,
@@ -226,11 +226,6 @@ def test_mirror_tta_of_a_symmetric_model_changes_nothing():
     plain = sliding_window_probabilities(IntensityBands(), image, window=(16, 16, 16))
     mirrored = sliding_window_probabilities(IntensityBands(), image, window=(16, 16, 16), mirror_axes=(0, 1, 2))
     torch.testing.assert_close(plain, mirrored)
-
-
-def test_default_model_says_no_shipped_weights_and_how_to_pass_one():
-    with pytest.raises(PretrainedWeightsError, match="not available.*model="):
-        segment(ANATOMICAL)
 
 
 def test_tissue_task_needs_four_classes():
