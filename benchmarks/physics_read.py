@@ -35,7 +35,7 @@ import vector
 
 from torchsci.data import make_loader
 from torchsci_physics.data import RootDataset, RootStream
-from torchsci_physics.datasets import issue96_path
+from torchsci_physics.datasets import RELATIVE_FEATURES, issue96_path
 
 vector.register_awkward()
 STEP = 100_000
@@ -49,9 +49,7 @@ SPEC = {
         "p4": {"px": "{obj}_trk_px", "py": "{obj}_trk_py", "pz": "{obj}_trk_pz", "E": "{obj}_trk_E"},
         "axis": 'ak.zip({"pt": {obj}_pt, "eta": {obj}_eta, "phi": {obj}_phi, "mass": {obj}_mass}, with_name="Momentum4D")',
         "max_particles": 6,
-        "features": {"deta": "deta", "dphi": "dphi", "log_pt": "log_pt", "log_energy": "log_energy",
-                     "log_pt_frac": "log_pt_frac", "log_energy_frac": "log_energy_frac", "dR": "dR",
-                     "charge": "{obj}_trk_charge"},
+        "features": {**RELATIVE_FEATURES, "charge": "{obj}_trk_charge"},
     },
     "label": "{obj}_id == 21",
     "classes": ["quark", "gluon"],

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The ParticleNet paper's constituent features, relative to the jet axis (computed by the reader).
+RELATIVE_FEATURES: dict[str, str] = {name: name for name in ("deta", "dphi", "log_pt", "log_energy", "log_pt_frac",
+                                                             "log_energy_frac", "dR")}
+
 QG_ISSUE96: dict[str, Any] = {
     "tree": "tree",
     "objects": ["jet1", "jet2"],
     "features": {"log_pt": "log({obj}P4.pt)", "eta": "{obj}P4.eta", "charged_multiplicity": "{obj}ChgMult"},
     "particles": {
         "p4": "{obj}TrksP4", "axis": "{obj}P4", "max_particles": 6,
-        "features": {"deta": "deta", "dphi": "dphi", "log_pt": "log_pt", "log_energy": "log_energy",
-                     "log_pt_frac": "log_pt_frac", "log_energy_frac": "log_energy_frac", "dR": "dR",
-                     "charge": "{obj}TrksChg"},
+        "features": {**RELATIVE_FEATURES, "charge": "{obj}TrksChg"},
     },
     "label": "{obj}ID == 21",
     "classes": ["quark", "gluon"],
