@@ -246,7 +246,9 @@ def inference_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cpu":
-        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        # Private torch helpers (2.13): a torch without them falls back to float32 rather than failing.
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        native = any(check() for check in checks if check is not None)
         return "bf16-mixed" if native else "32"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
