@@ -74,8 +74,10 @@ def write_oblique(source: Path, out: Path) -> Path:
 
 
 def dice(a, b) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 2.0 * float((a & b).sum()) / total if total else 1.0
+    """Dice with 1 where both masks are empty (two tools agreeing that a label is absent)."""
+    from torchsci_neuro.task import dice_overlap  # noqa: PLC0415
+
+    return dice_overlap(a, b, empty=1.0)
 
 
 # ---------------------------------------------------------------------------------------- one torchsci run

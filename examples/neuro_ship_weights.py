@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -35,11 +36,12 @@ from safetensors.torch import save_file
 import torchsci
 from torchsci.checkpoint import load_state
 from torchsci_neuro.inference import segment
+from torchsci_neuro.models import TISSUE_WEIGHTS
 from torchsci_neuro.synth import FixedSynthDataset, normalise_intensity
-from torchsci_neuro.task import SegmentationTask, hausdorff95
+from torchsci_neuro.task import SegmentationTask, dice_overlap, hausdorff95
 from torchsci_neuro.templates import TISSUE_NAMES, mni_head_labels, mni_tissue_labels, template_path
 
-MODEL_KWARGS = {"channels": [8, 16, 32, 64], "channels_last": True}
+MODEL_KWARGS = TISSUE_WEIGHTS["kwargs"]  # the registry's arguments of the shipped weights
 
 
 def average_weights(checkpoints: list[Path]) -> dict[str, torch.Tensor]:
@@ -50,12 +52,6 @@ def average_weights(checkpoints: list[Path]) -> dict[str, torch.Tensor]:
             tensor = tensor.detach().to(torch.float64)
             total[name] = total[name] + tensor if name in total else tensor.clone()
     return {name: (t / len(checkpoints)).to(torch.float32).contiguous() for name, t in total.items()}
-
-
-def dice(predicted: np.ndarray, true: np.ndarray) -> float:
-    """Dice of two boolean masks (nan when both are empty)."""
-    size = predicted.sum() + true.sum()
-    return 2.0 * float((predicted & true).sum()) / float(size) if size else float("nan")
 
 
 def synthetic_scores(model: torch.nn.Module, samples: int, seed: int) -> dict[str, float]:
@@ -73,10 +69,10 @@ def synthetic_scores(model: torch.nn.Module, samples: int, seed: int) -> dict[st
 
 def scan_scores(labels: np.ndarray, truth: np.ndarray, voxel_size: tuple[float, ...]) -> dict[str, float]:
     """Dice and HD95 (mm) of the brain and of each tissue."""
-    scores = {"dice_brain": dice(labels > 0, truth > 0), "hd95_brain": hausdorff95(labels > 0, truth > 0, voxel_size)}
+    scores = {"dice_brain": dice_overlap(labels > 0, truth > 0), "hd95_brain": hausdorff95(labels > 0, truth > 0, voxel_size)}
     for label in (1, 2, 3):
         name = TISSUE_NAMES[label].lower()
-        scores[f"dice_{name}"] = dice(labels == label, truth == label)
+        scores[f"dice_{name}"] = dice_overlap(labels == label, truth == label)
     scores["dice_tissue_mean"] = float(np.mean([scores[f"dice_{TISSUE_NAMES[k].lower()}"] for k in (1, 2, 3)]))
     return scores
 
@@ -145,8 +141,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        save_file(weights, str(args.out), metadata={"model": "neuro/unet3d", "kwargs": repr(MODEL_KWARGS),
-                                                    "averaged": ",".join(p.name for p in args.checkpoints)})
+        # One metadata key: safetensors writes several in no fixed order, and the file's sha256 must be
+        # reproducible from the same checkpoints.
+        about = {"model": "neuro/unet3d", "kwargs": MODEL_KWARGS, "averaged": [p.name for p in args.checkpoints]}
+        save_file(weights, str(args.out), metadata={"torchsci": json.dumps(about, sort_keys=True)})
         digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
         print(f"\nwrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), sha256 {digest}")
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the networks need torch only, so a benchmark peer's environ
 TISSUE_WEIGHTS = {
     "package": "torchsci_neuro",
     "resource": "weights/unet3d-tissue.safetensors",
-    "sha256": "27ee8507b16ff46b49db3a37adef35cced0ea3ee9e6a7e7abb8b8adf0fa90877",
+    "sha256": "6c9320e0393b24c630308665bf6db1d1aa8b075b8488df83ad66d338d2997280",
     "kwargs": {"channels": [8, 16, 32, 64], "channels_last": True},
     "description": "T1 brain tissue (0 background, 1 CSF, 2 GM, 3 WM) at 2 mm, trained on synthetic scans "
                    "generated from the MNI152 2009a template; see torchsci_neuro/weights/MODEL_CARD.md",
@@ -115,15 +115,8 @@ def register(registry: Registry) -> None:
     from torchsci.registry import PretrainedWeights  # noqa: PLC0415 (see the TYPE_CHECKING import above)
 
     registry.register_model("neuro/unet3d", example_inputs=_example_inputs)(unet3d)
+    # The shipped tissue segmenter: the same factory, with its weights (and their arguments) attached. Fine-tune
+    # it with torchsci train experiment=neuro/segment model.name=neuro/unet3d-tissue +model.pretrained=true.
     registry.register_model("neuro/unet3d-tissue", example_inputs=_example_inputs,
-                            pretrained={"synth-mni152": PretrainedWeights(**TISSUE_WEIGHTS)})(unet3d_tissue)
+                            pretrained={"synth-mni152": PretrainedWeights(**TISSUE_WEIGHTS)})(unet3d)
 
-
-def unet3d_tissue(in_channels: int = 1, num_classes: int = 4, channels: Sequence[int] = (8, 16, 32, 64),
-                  channels_last: bool = True) -> UNet3D:
-    """``neuro/unet3d-tissue``: the architecture of the shipped tissue segmenter; ``pretrained=True`` loads it.
-
-    Fine-tune it on a lab's own labelled scans with ``torchsci train experiment=neuro/segment
-    model.name=neuro/unet3d-tissue +model.pretrained=true data.root=...``.
-    """
-    return UNet3D(in_channels, num_classes, tuple(channels), channels_last)

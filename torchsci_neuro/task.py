@@ -56,6 +56,21 @@ class Dice(Metric):
         return (2.0 * sums[0] / total).item() if total > 0 else math.nan
 
 
+def dice_overlap(predicted: np.ndarray, true: np.ndarray, empty: float = math.nan) -> float:
+    """Dice overlap of two masks (arrays of any shape, truthy = inside); ``empty`` when both are empty.
+
+    Examples
+    --------
+    >>> dice_overlap(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0]))
+    0.5
+    >>> dice_overlap(np.zeros(3), np.zeros(3), empty=1.0)
+    1.0
+    """
+    predicted, true = np.asarray(predicted, bool), np.asarray(true, bool)
+    size = int(predicted.sum()) + int(true.sum())
+    return 2.0 * float((predicted & true).sum()) / size if size else empty
+
+
 def _surface(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage as ndi  # noqa: PLC0415
 
