@@ -4,15 +4,16 @@ This module only opens files, checks that trees and branches exist, reads entry 
 expressions (``"log(jet1P4.pt)"``, ``"num(jet1TrksChg)"``, ``"(jet1P4 + jet2P4).mass"``). Turning those
 arrays into padded tensors is :mod:`torchsci_physics.data`'s job.
 
-Expressions are Python over branch names with numpy's functions (``log``, ``sqrt``, ``abs``, ``where``,
-``minimum``, ...), ``num`` (entries per event of a jagged branch) and ``ak`` (awkward). A
-``TLorentzVector`` branch (or ``std::vector<TLorentzVector>``) appears as a ``vector`` four-momentum
-array, so ``.pt``, ``.eta``, ``.phi``, ``.mass``, ``.deltaR(...)`` and ``+`` work on it.
+Expressions are written in the small language of :mod:`torchsci_physics.expressions` (branch names,
+numbers, operators, numpy's element-wise functions, ``num``/``sum``/``max``/... over jagged axes,
+four-vector properties, integer and mask subscripts), checked and evaluated there: never by Python's
+``eval``, so an expression from a config or a checkpoint cannot run code. A ``TLorentzVector`` branch
+(or ``std::vector<TLorentzVector>``) appears as a ``vector`` four-momentum array, so ``.pt``, ``.eta``,
+``.phi``, ``.mass``, ``.deltaR(...)`` and ``+`` work on it.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import glob
 import os
@@ -25,13 +26,9 @@ import uproot
 import vector
 
 from torchsci.errors import ConfigError, DataError
+from torchsci_physics import expressions as language
 
 vector.register_awkward()
-
-_FUNCTIONS: dict[str, Any] = {name: getattr(np, name) for name in (
-    "log", "log1p", "log10", "exp", "sqrt", "abs", "sin", "cos", "tan", "arctan2", "arcsinh", "cosh", "sinh",
-    "tanh", "where", "minimum", "maximum", "clip", "sign", "isfinite", "pi")}
-_FUNCTIONS.update(num=ak.num, ak=ak, np=np, sum=ak.sum, min=ak.min, max=ak.max, any=ak.any, all=ak.all)
 
 OBJECT_PLACEHOLDER = "{obj}"
 
@@ -91,12 +88,9 @@ def substitute(expression: str, obj: str | None) -> str:
 
 
 def names_in(expression: str) -> set[str]:
-    """The bare names an expression reads (candidates for branches)."""
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        raise ConfigError(f"expression {expression!r} is not valid Python: {exc.msg}.") from exc
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    """The names an expression reads (candidates for branches); an expression outside the language is an
+    :class:`~torchsci_physics.expressions.ExpressionError`, raised before any branch is read."""
+    return language.names_in(expression)
 
 
 def branches_for(expressions: Iterable[str], available: Iterable[str], path: str, local: Iterable[str] = ()) -> set[str]:
@@ -108,7 +102,7 @@ def branches_for(expressions: Iterable[str], available: Iterable[str], path: str
         for name in names_in(expression):
             if name in known:
                 needed.add(name)
-            elif name not in _FUNCTIONS and name not in set(local):
+            elif not language.is_known_name(name) and name not in set(local):
                 close = difflib.get_close_matches(name, available, n=5, cutoff=0.5)
                 hint = f" Closest branches: {', '.join(close)}." if close else f" Branches: {', '.join(available[:30])}."
                 raise DataError(f"{path}: no branch named {name!r} (used in {expression!r}).{hint}")
@@ -143,13 +137,12 @@ def read_range(tree: Any, branches: Iterable[str], path: str, entry_start: int |
 
 
 def evaluate(expression: str, namespace: Mapping[str, Any], path: str) -> Any:
-    """Evaluate ``expression`` with branch arrays (and derived names) from ``namespace``."""
-    scope = dict(_FUNCTIONS)
-    scope.update(namespace)
-    try:
-        return eval(compile(expression, f"<expression {expression}>", "eval"), {"__builtins__": {}}, scope)  # noqa: S307
-    except Exception as exc:
-        raise DataError(f"{path}: expression {expression!r} failed: {type(exc).__name__}: {exc}") from exc
+    """Evaluate ``expression`` with branch arrays (and derived names) from ``namespace``.
+
+    See :func:`torchsci_physics.expressions.evaluate`: the expression is checked against the language
+    first; a failure on these arrays is a :class:`~torchsci.errors.DataError` naming ``path``.
+    """
+    return language.evaluate(expression, namespace, path)
 
 
 def to_numpy(values: Any, what: str, path: str, length: int, dtype: type = np.float64) -> np.ndarray:
