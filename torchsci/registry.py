@@ -245,13 +245,30 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     'MLP'
     """
     from torchsci.checkpoint import load_state  # noqa: PLC0415
-    from torchsci.errors import CheckpointError  # noqa: PLC0415
+    from torchsci.errors import CheckpointError, TorchsciError  # noqa: PLC0415
 
     state = load_state(checkpoint)
-    spec = state.get("meta", {}).get("model_spec")
+    meta = state.get("meta")
+    spec = meta.get("model_spec") if isinstance(meta, dict) else None
     if not spec:
         raise CheckpointError(f"{checkpoint} does not say which registered model wrote it (it was not built with "
                               "torchsci.create_model); build the model yourself and use checkpoint.load_weights.")
-    model = registry.create_model(spec["name"], **spec["kwargs"])
-    model.load_state_dict(state["model"])
+    # The header is data from whoever wrote the file: the name must be registered and the arguments plain
+    # JSON values; nothing in it is imported or evaluated (a factory may check its own arguments further).
+    name, kwargs = (spec.get("name"), spec.get("kwargs")) if isinstance(spec, dict) else (None, None)
+    if not isinstance(name, str) or not isinstance(kwargs, dict) or "pretrained" in kwargs:
+        raise CheckpointError(f"{checkpoint}: meta.model_spec must be {{'name': <registered model>, 'kwargs': "
+                              f"{{...}}}}, got {spec!r:.200}.")
+    try:
+        registry.model_entry(name)
+    except RegistryError as exc:
+        raise CheckpointError(f"{checkpoint}: {exc}") from exc
+    try:
+        model = registry.create_model(name, **kwargs)
+    except (TorchsciError, TypeError) as exc:
+        raise CheckpointError(f"{checkpoint}: its header does not build model {name!r}: {exc}") from exc
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{checkpoint}: weights do not fit model {name!r}: {exc}") from exc
     return model

@@ -39,6 +39,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from torchsci.data import DataSplits
 from torchsci.errors import ConfigError, DataError
+from torchsci_physics import expressions as language
 from torchsci_physics import reading
 
 PARTICLE_NAMES = ("pt", "eta", "phi", "energy", "mass", "px", "py", "pz", "log_pt", "log_energy", "deta", "dphi",
@@ -147,6 +148,7 @@ class RootSpec:
             self.classes = ["background", "signal"]
         if self.particles is None and not self.features:
             raise ConfigError("RootSpec needs features= or particles= (or both): nothing would go into the model.")
+        check_expressions(self)
 
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
@@ -222,6 +224,50 @@ def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[st
                    for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
         exprs += own
     return [reading.substitute(e, obj) for e in exprs]
+
+
+MAX_NUMBERED = 1000
+
+
+def check_expressions(spec: RootSpec, where: str = "RootSpec") -> None:
+    """Check every expression of ``spec`` against :mod:`torchsci_physics.expressions`, before any file is read.
+
+    A spec can come from a config or a checkpoint's ``input_spec`` header: its expressions are data,
+    so anything outside the language is refused here, with the field that holds it.
+
+    Examples
+    --------
+    >>> from torchsci_physics.data import RootSpec
+    >>> from torchsci_physics.expressions import ExpressionError
+    >>> try:
+    ...     RootSpec(files=[], features={"x": "().__class__"})
+    ... except ExpressionError as exc:
+    ...     print(str(exc)[:40])
+    RootSpec: expression '().__class__': att
+    """
+    for obj in spec.objects or []:
+        if not isinstance(obj, str) or not obj.isidentifier():
+            raise ConfigError(f"{where}: objects must be names such as 'jet1' (they replace {{obj}}), got {obj!r}.")
+    fields: list[tuple[str, Any]] = [(f"features[{k!r}]", v) for k, v in spec.feature_map().items()]
+    fields += [("label", spec.label), ("weight", spec.weight), ("selection", spec.selection)]
+    fields += [(f"splits[{k!r}]", v) for k, v in spec.splits.items()]
+    extra: list[str] = []
+    for name, c in spec.collections().items():
+        at = "particles" if name is None else f"particles[{name!r}]"
+        if c.numbered is not None and (type(c.numbered) is not int or not 1 <= c.numbered <= MAX_NUMBERED):
+            raise ConfigError(f"{where}: {at}.numbered must be an integer from 1 to {MAX_NUMBERED}, got {c.numbered!r}.")
+        p4 = c.p4 if isinstance(c.p4, Mapping) else {"": c.p4}
+        fields += [(f"{at}.p4{f'[{k!r}]' if k else ''}", v) for k, v in p4.items()]
+        fields += [(f"{at}.features[{k!r}]", v) for k, v in c.feature_map().items()]
+        fields += [(f"{at}.{k}", getattr(c, k)) for k in ("axis", "valid", "sort_by")]
+        for e in (c.valid, c.sort_by):
+            if isinstance(e, str):
+                extra += [e.replace("{i}", str(i)) for i in range(1, (c.numbered or 1) + 1)] if "{i}" in e else [e]
+    for at, value in fields:
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where}: {at} must be an expression (a string), got {type(value).__name__} {value!r}.")
+    for obj in spec.objects or [None]:
+        language.check_all(_expressions(spec, obj, True) + [reading.substitute(e, obj) for e in extra], where)
 
 
 def _local_names(spec: RootSpec) -> set[str]:

@@ -479,8 +479,10 @@ def evaluate(expression: str, namespace: Mapping[str, Any], path: str = "<arrays
     tree = check(expression)
     try:
         return _Evaluator(expression.strip(), namespace).value(tree.body)
-    except ExpressionError:
-        raise
+    except ExpressionError as exc:
+        if str(exc).startswith("expression "):
+            raise
+        raise ExpressionError(f"expression {expression!r}: {exc}") from None
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from exc
     except Exception as exc:  # numpy and awkward raise many kinds for values that do not fit

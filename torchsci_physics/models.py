@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchsci.errors import ConfigError
 from torchsci.models import MLP
 
 
@@ -119,6 +120,26 @@ class CollectionEmbedding(nn.Module):
         return torch.cat(xs, dim=1), torch.cat([mask[n] for n in self.names], dim=1), joined
 
 
+def checked_input_spec(input_spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``input_spec`` after checking it as a :class:`~torchsci_physics.data.RootSpec` (every expression in the language).
+
+    A model rebuilt from a checkpoint gets its ``input_spec`` from the file's header: data that
+    :func:`~torchsci_physics.predict.predict_root` will evaluate, so it is refused here, when the
+    model is built, if any expression is outside the language or any field is unknown.
+    """
+    if input_spec is None:
+        return None
+    from torchsci_physics.data import RootSpec  # noqa: PLC0415 - awkward and uproot only for models that read ROOT
+
+    if not isinstance(input_spec, Mapping):
+        raise ConfigError(f"input_spec must be a mapping of RootSpec fields, got {type(input_spec).__name__}.")
+    try:
+        RootSpec(files=[], **input_spec)
+    except TypeError as exc:
+        raise ConfigError(f"input_spec: {exc} (its keys must be RootSpec fields).") from exc
+    return input_spec
+
+
 class _Tagger(nn.Module):
     """Shared parts: input standardisation (or several collections' embedding), per-jet features joined
     after pooling, the classifier head."""
@@ -130,7 +151,7 @@ class _Tagger(nn.Module):
                  feature_std, input_spec: dict[str, Any] | None, embed_width: int) -> None:
         super().__init__()
         self.num_features = num_features
-        self.input_spec = input_spec
+        self.input_spec = checked_input_spec(input_spec)
         if isinstance(num_particle_features, Mapping):
             self.collections: tuple[str, ...] | None = tuple(num_particle_features)
             self.particle_norm = None
@@ -419,7 +440,7 @@ class JetMLP(nn.Module):
                  num_particle_features: int = 0, particle_mean=None, particle_std=None) -> None:
         # the particle arguments come with every dataset's model_kwargs; an MLP on jet features ignores them
         super().__init__()
-        self.input_spec = input_spec
+        self.input_spec = checked_input_spec(input_spec)
         self.norm = Standardise(num_features, feature_mean, feature_std)
         self.net = MLP(num_features, num_classes, tuple(hidden), dropout)
 
