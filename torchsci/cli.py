@@ -85,6 +85,15 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
             print(f"torchsci {command}: error: {exc}", file=sys.stderr)
             sys.exit(2)
 
+    from torchsci.hydra_guard import vet_command_line  # noqa: PLC0415
+
+    try:
+        # Hydra builds callbacks, launchers, sweepers and logging handlers from the config itself: vet the
+        # config it will compose (file, overrides, every sweep job) before it acts.
+        vet_command_line(argv, task, f"pkg://{CONFIG_MODULE}", "torchsci")
+    except TorchsciError as exc:
+        print(f"torchsci {command}: error: {exc}", file=sys.stderr)
+        return 2
     saved = sys.argv
     sys.argv = [f"torchsci-{command}", *argv]
     try:
