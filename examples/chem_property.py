@@ -30,7 +30,7 @@ def main() -> None:
                                        split=args.split, seed=args.seed)
     else:
         data = registry.create_dataset("chem/esol", split=args.split, seed=args.seed)
-    model = torchsci.create_model("chem/dmpnn", **data.model_kwargs)
+    model = torchsci.create_model("chem/dmpnn", **data.model_kwargs, seed=args.seed)
     task = registry.create_task("chem/property")
     trainer = torchsci.Trainer(max_epochs=args.epochs, batch_size=50, lr=1e-3, scheduler="cosine", seed=args.seed,
                                run_dir=args.run_dir, device="cpu")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> torchsci.FitResult:
     print(f"template and {args.val_samples} synthetic validation scans ready in {time.perf_counter() - started:.1f} s",
           flush=True)
     model = torchsci.create_model("neuro/unet3d", channels=list(args.channels),
-                                  channels_last=args.channels_last)
+                                  channels_last=args.channels_last, seed=args.seed)
     if args.init_from is not None:
         torchsci.checkpoint.load_weights(model, args.init_from)
         print(f"weights from {args.init_from}", flush=True)

@@ -36,7 +36,7 @@ def main() -> None:
     run_dir = Path(args.run_dir)
 
     splits = torchsci.registry.create_dataset("physics/qg_issue96")
-    model = torchsci.create_model(args.model, **splits.model_kwargs, **MODEL_ARGS[args.model])
+    model = torchsci.create_model(args.model, **splits.model_kwargs, **MODEL_ARGS[args.model], seed=args.seed)
     task = torchsci.registry.create_task("physics/tagging")
     trainer = torchsci.Trainer(max_epochs=args.epochs, batch_size=256, lr=2e-3, scheduler="cosine", device="auto",
                                seed=args.seed, run_dir=run_dir)

@@ -260,6 +260,13 @@ def load_exported(path: str | Path) -> Callable[..., Any]:
     The format is read from the file itself (ONNX, AOTInductor package, ``torch.export`` program or
     TorchScript). Inputs and outputs are torch tensors, nested as the original model took and returned them.
 
+    .. warning::
+       Loading an artifact is running a program. An AOTInductor package is compiled native code that is
+       loaded into this process and executed; ``torch.export`` and TorchScript files are read with
+       PyTorch's pickle-based loaders. Load only files you built or trust, as you would run only programs
+       you trust. (An ONNX file is a graph run by onnxruntime; checkpoints, by contrast, are plain data:
+       see :func:`torchsci.load_model`.)
+
     Examples
     --------
     >>> import tempfile, torch, torchsci

@@ -166,7 +166,8 @@ class Registry:
         return sorted(n for n, e in self.models.items()
                       if fnmatch.fnmatch(n, pattern) and (e.pretrained or not pretrained))
 
-    def create_model(self, name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
+    def create_model(self, name: str, pretrained: bool | str = False, *, seed: int | None = None,
+                     **kwargs: Any) -> nn.Module:
         entry = self.model_entry(name)
         weights = None
         if pretrained:
@@ -176,7 +177,17 @@ class Registry:
                 raise PretrainedWeightsError(f"model '{name}' has no pretrained weights '{tag}' (shipped: {have}).")
             weights = entry.pretrained[tag]
             kwargs = {**weights.kwargs, **kwargs}
-        model = entry.factory(**kwargs)
+        if seed is None:
+            model = entry.factory(**kwargs)
+        else:
+            from torchsci.seed import capture_rng, restore_rng, seed_everything  # noqa: PLC0415
+
+            saved = capture_rng()  # the caller's random streams are left as they were
+            try:
+                seed_everything(seed)
+                model = entry.factory(**kwargs)
+            finally:
+                restore_rng(saved)
         try:
             json.dumps(kwargs)
             model.torchsci_spec = {"name": name, "kwargs": kwargs}
@@ -218,8 +229,13 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     return registry.list_models(pattern, pretrained)
 
 
-def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
+def create_model(name: str, pretrained: bool | str = False, *, seed: int | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model; ``pretrained=True`` (or a tag) loads its shipped, checksummed weights.
+
+    ``seed`` draws the initial weights from that seed (python, numpy and torch seeded, then put back
+    as they were), so ``create_model(..., seed=0)`` followed by ``Trainer(seed=0).fit(...)`` gives the
+    same weights in every run, as ``torchsci train`` does; without it the weights come from the
+    current global random state.
 
     Examples
     --------
@@ -227,8 +243,11 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
     >>> model = torchsci.create_model("core/mlp", in_features=4, out_features=1)
     >>> tuple(model(torch.zeros(2, 4)).shape)
     (2, 1)
+    >>> a, b = (torchsci.create_model("core/mlp", in_features=4, out_features=1, seed=0) for _ in range(2))
+    >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    True
     """
-    return registry.create_model(name, pretrained, **kwargs)
+    return registry.create_model(name, pretrained, seed=seed, **kwargs)
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:

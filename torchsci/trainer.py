@@ -103,7 +103,9 @@ class Trainer:
     device, precision
         See :func:`torchsci.device.resolve_device` and :class:`torchsci.device.Precision`.
     seed, deterministic
-        The run seed (all randomness derives from it) and torch's deterministic-kernel mode.
+        The run seed (all randomness of the run derives from it: shuffling, dropout, augmentation) and
+        torch's deterministic-kernel mode. The model's initial weights were drawn before ``fit``: build
+        it with ``create_model(..., seed=...)`` for a run that repeats bit for bit.
     run_dir
         Where checkpoints and logs go (default ``runs/<date>_<time>``).
     checkpoint_every_n_steps, keep_last_checkpoints
