@@ -48,7 +48,7 @@ MAX_NODES = 2000
 MAX_EXPONENT = 64
 MAX_SHIFT = 64
 MAX_INT_BITS = 4096
-MAX_PAD = 10_000
+MAX_PAD = 1024
 
 
 class ExpressionError(ConfigError):
