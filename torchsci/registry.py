@@ -231,8 +231,12 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
     return registry.create_model(name, pretrained, **kwargs)
 
 
-def load_model(checkpoint: str | Path) -> nn.Module:
+def load_model(checkpoint: str | Path, *, field: str | None = None) -> nn.Module:
     """Rebuild a registry model from a checkpoint written by the Trainer, with its weights.
+
+    ``field`` (``"neuro"``, ``"chem"``, ...) refuses, before anything is built, a checkpoint of a model
+    registered by another field: a command of one field given another field's checkpoint says so in
+    one line instead of failing somewhere inside the model.
 
     Examples
     --------
@@ -252,6 +256,10 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     if not spec:
         raise CheckpointError(f"{checkpoint} does not say which registered model wrote it (it was not built with "
                               "torchsci.create_model); build the model yourself and use checkpoint.load_weights.")
+    if field is not None and not str(spec["name"]).startswith(f"{field}/"):
+        raise CheckpointError(f"{checkpoint}: a checkpoint of '{spec['name']}' (a {str(spec['name']).split('/')[0]} "
+                              f"model), but this needs a {field} model; pass a checkpoint of one of "
+                              f"{', '.join(registry.list_models(f'{field}/*')) or f'the {field} models'}.")
     model = registry.create_model(spec["name"], **spec["kwargs"])
     model.load_state_dict(state["model"])
     return model
