@@ -72,13 +72,14 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     argv = normalise_overrides(argv)
     try:
         _check_launcher(argv)
-        if not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion", "--cfg", "-c",
-                "--info", "-i"} & set(argv):
+        own_config = bool(_OWN_CONFIG & set(argv))
+        if not own_config and not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion",
+                                   "--cfg", "-c", "--info", "-i"} & set(argv):
             # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
             extra = _run_folder(command, compose(_overrides_only(argv)), argv)
             replaced = {a.split("=", 1)[0] for a in extra}
             argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
-        elif {"--cfg", "-c", "--info", "-i"} & set(argv):
+        elif not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv):
             compose(_overrides_only(argv))
     except TorchsciError as exc:
         print(f"torchsci {command}: error: {exc}", file=sys.stderr)
@@ -100,6 +101,10 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+# A config of the user's own (a saved run's config.yaml): composed by Hydra itself; its folder is Hydra's.
+_OWN_CONFIG = {"--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp"}
 
 
 def _check_launcher(argv: Sequence[str]) -> None:

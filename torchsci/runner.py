@@ -22,7 +22,7 @@ from torchsci.checkpoint import load_weights
 from torchsci.config import _plain, instantiate, validate
 from torchsci.data import DataSplits, make_loader
 from torchsci.errors import ConfigError
-from torchsci.io import atomic_output, make_run_dir
+from torchsci.io import atomic_output, check_output, make_run_dir
 from torchsci.registry import registry
 from torchsci.seed import seed_everything
 from torchsci.trainer import Trainer
@@ -170,8 +170,6 @@ def _split(splits: DataSplits, name: str) -> Any:
 
 def _save_predictions(preds: Any, output: Path, inputs: list[Any]) -> Path:
     array = preds.detach().cpu().numpy() if isinstance(preds, torch.Tensor) else np.asarray(preds)
-    if output.suffix not in (".npy", ".csv"):
-        raise ConfigError(f"predict.output={str(output)!r}: use a .csv or .npy file name.")
     with atomic_output(output, inputs, what="predictions") as tmp:
         if output.suffix == ".npy":
             with open(tmp, "wb") as fh:
@@ -244,11 +242,15 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     elif command == "export":
         results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:
-        preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
-                                ckpt_path=cfg.get("ckpt"))
+        output = Path(cfg.predict.output)
         inputs = [cfg.ckpt, run_dir / "config.yaml"] + [v for k, v in _plain(cfg.data).items()
                                                          if isinstance(v, str) and k in ("path", "files", "root")]
-        results["predictions"] = str(_save_predictions(preds, Path(cfg.predict.output), inputs))
+        check_output(output, inputs, what="predictions")  # before predicting, not after
+        if output.suffix not in (".npy", ".csv"):
+            raise ConfigError(f"predict.output={str(output)!r}: use a .csv or .npy file name.")
+        preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
+                                ckpt_path=cfg.get("ckpt"))
+        results["predictions"] = str(_save_predictions(preds, output, inputs))
     _write_json(run_dir / "results.json", results)
     summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint", "export")}
     if summary and trainer.dist.is_main:

@@ -319,7 +319,8 @@ class Trainer:
         Returns whether the folder holds logs of a run killed before its first checkpoint, which
         ``resume="last"`` restarts from step 0 in place (their rows are replayed).
         """
-        if resume_path is not None or not self.run_dir.is_dir():
+        own = resume_path is not None and Path(resume_path).resolve().parent == (self.run_dir / "checkpoints").resolve()
+        if own or not self.run_dir.is_dir():
             return False
         found = [name for name in self.RUN_FILES if (self.run_dir / name).exists()
                  and (not (self.run_dir / name).is_dir() or any((self.run_dir / name).iterdir()))]
@@ -327,6 +328,10 @@ class Trainer:
             return False
         if str(resume) == "last" and not any((self.run_dir / "checkpoints").glob("*.ckpt")):
             return True
+        if resume_path is not None:
+            raise ConfigError(f"resume={str(resume)!r} is a checkpoint of another run folder, but run_dir="
+                              f"{str(self.run_dir)!r} already holds a run ({', '.join(found)}); continue it in a new "
+                              "run_dir, or resume that checkpoint's own folder.")
         raise ConfigError(
             f"run_dir={str(self.run_dir)!r} already holds a run ({', '.join(found)}); starting another there would "
             "mix their logs and overwrite its checkpoints. Continue it with resume='last' (command line: "
