@@ -83,12 +83,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     for path, suffixes, what in outputs:
         check_output(path, inputs, suffixes=suffixes, what=what)
     scan = load_scan(args.scan)
-    model = args.model
-    if model is not None and Path(model).is_file():
-        import torchsci  # noqa: PLC0415
-
-        model = torchsci.load_model(model, field="neuro")  # another field's checkpoint: one clear line
-    labels = segment(scan, task=args.task, device=args.device, model=model, mirror=args.mirror,
+    labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
                      overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
                      progress=not args.quiet)
     with atomic_output(args.output, inputs, suffixes=NIFTI_SUFFIXES, what="labels") as tmp:
