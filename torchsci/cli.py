@@ -81,6 +81,8 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
             argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
         elif not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv):
             compose(_overrides_only(argv))
+        elif not own_config and {"-m", "--multirun"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
+            argv = [*argv, *_sweep_folder(argv)]
     except TorchsciError as exc:
         print(f"torchsci {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -157,6 +159,24 @@ def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
               f"{progress.get('step')}); logs and checkpoints continue in that folder.", file=sys.stderr)
         return [f"run_dir={_quote(folder)}", f"resume={_quote(resume)}", f"hydra.run.dir={_quote(folder)}", keep_out]
     return [f"hydra.run.dir={_quote(new_run_dir(str(cfg.name)))}"]
+
+
+def _sweep_folder(argv: Sequence[str]) -> list[str]:
+    """``hydra.sweep.dir`` of a new, unique ``multirun/<day>/<time>_<name>[-N]``: two sweeps started in the same
+    second never share their job folders."""
+    import datetime  # noqa: PLC0415
+
+    from torchsci.config import compose  # noqa: PLC0415
+    from torchsci.io import make_run_dir  # noqa: PLC0415
+
+    if any(a.lstrip("+~").startswith("hydra.sweep.dir=") for a in argv):
+        return []
+    sweeps = ("range(", "choice(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
+    fixed = [a for a in _overrides_only(argv) if "," not in a.partition("=")[2] and not a.partition("=")[2].startswith(sweeps)]
+    name = str(compose(fixed).name)
+    stamp = datetime.datetime.now()
+    folder = make_run_dir(Path("multirun") / stamp.strftime("%Y-%m-%d"), f"{stamp.strftime('%H-%M-%S')}_{name}")
+    return [f"hydra.sweep.dir={_quote(folder)}"]
 
 
 def _plain_export(argv: Sequence[str]) -> bool:

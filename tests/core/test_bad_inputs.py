@@ -151,6 +151,18 @@ def test_two_cli_runs_started_together_get_two_folders(tmp_path):
         assert (folder / "checkpoints" / "best.ckpt").is_file()
 
 
+def test_two_sweeps_get_two_sweep_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, err = run_cli(["train", "-m", *TINY, "trainer.lr=1e-3,3e-3"], capsys)
+        assert code == 0, err
+    sweeps = sorted(tmp_path.glob("multirun/*/*"))
+    assert len(sweeps) == 2, sweeps
+    for sweep in sweeps:
+        for job in ("0", "1"):
+            assert len(list(csv.DictReader(open(sweep / job / "metrics.csv")))) == 1
+
+
 def test_trainer_refuses_a_second_fresh_run_in_a_run_folder_and_resumes_it(tmp_path):
     data = torch.utils.data.TensorDataset(torch.randn(32, 5), torch.randn(32, 1))
 
