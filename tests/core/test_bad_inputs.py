@@ -188,10 +188,10 @@ def test_empty_training_data_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ CLI resume
-SLOW = ["experiment=core/oscillator", "trainer.max_epochs=2", "data.train_size=1600", "data.val_size=64",
-        "data.test_size=64", "trainer.batch_size=8", "trainer.checkpoint_every_n_steps=25",
-        "trainer.keep_last_checkpoints=null", "trainer.log_every_n_steps=10", "trainer.tensorboard=false",
-        "trainer.device=cpu"]
+SLOW = ["experiment=core/oscillator", "trainer.max_epochs=2", "data.train_size=480", "data.val_size=16",
+        "data.test_size=16", "trainer.batch_size=8", "trainer.checkpoint_every_n_steps=10",
+        "trainer.keep_last_checkpoints=null", "trainer.log_every_n_steps=5", "trainer.tensorboard=false",
+        "trainer.device=cpu", "trainer.verbose=false"]
 
 
 def _train(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -204,6 +204,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # four command-line runs; a loaded machine needs minutes for each start
 def test_cli_kill9_then_resume_last_continues_in_place_bit_identical(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "killed").mkdir()
@@ -212,9 +213,9 @@ def test_cli_kill9_then_resume_last_continues_in_place_bit_identical(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "torchsci.cli", "train", *SLOW], cwd=tmp_path / "killed",
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
-    while not list((tmp_path / "killed").glob("outputs/*/*/checkpoints/step-000000050.ckpt")):
+    while not list((tmp_path / "killed").glob("outputs/*/*/checkpoints/step-000000020.ckpt")):
         assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "the run never reached step 50"
+        assert time.monotonic() < deadline, "the run never reached step 20"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
