@@ -136,11 +136,7 @@ def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
     """Overrides that put this run in its own folder: a new unique one, or the interrupted run it resumes."""
     from torchsci.checkpoint import load_state  # noqa: PLC0415
     from torchsci.config import validate  # noqa: PLC0415
-    from torchsci.runner import (  # noqa: PLC0415
-        build_trainer,  # noqa: PLC0415
-        find_resume,
-        new_run_dir,
-    )
+    from torchsci.runner import build_trainer, find_resume, new_run_dir  # noqa: PLC0415
 
     # Values are checked before a folder is made, so a refused command leaves no empty run folder behind.
     validate(cfg)
