@@ -76,7 +76,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     >>> logS = torchsci_chem.predict(["CCO", "c1ccccc1O"], model="esol")
     >>> logS.shape, bool(logS[0] > logS[1])
     ((2,), True)
-    >>> logS, flags = torchsci_chem.predict("[Na+].[Cl-]", return_applicability=True)
+    >>> logS, flags = torchsci_chem.predict("[NH4+].[Cl-]", return_applicability=True)
     >>> logS.shape, flags[0].applicable, flags[0].reason
     ((1,), False, 'a salt or mixture (2 fragments)')
     """
