@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
+	# The demo's own run folders start afresh each time (a run folder that holds a run is never reused).
+	rm -rf runs/core_demo runs/physics_qg
 	$(PY) examples/core_demo.py
 	$(PY) examples/physics_qg_tagging.py --run-dir runs/physics_qg
 	$(VENV)/bin/torchsci chem predict --model esol examples/data/molecules.csv -o runs/chem_predictions.csv

@@ -10,8 +10,10 @@ Plain subcommands serve one-shot jobs; each installed plug-in adds its own under
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -68,13 +70,22 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
 
     register_schema()
     argv = normalise_overrides(argv)
-    if not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion"} & set(argv):
-        # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
-        try:
+    try:
+        _check_launcher(argv)
+        own_config = bool(_OWN_CONFIG & set(argv))
+        if not own_config and not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion",
+                                   "--cfg", "-c", "--info", "-i"} & set(argv):
+            # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
+            extra = _run_folder(command, compose(_overrides_only(argv)), argv)
+            replaced = {a.split("=", 1)[0] for a in extra}
+            argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
+        elif not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv):
             compose(_overrides_only(argv))
-        except TorchsciError as exc:
-            print(f"torchsci {command}: error: {exc}", file=sys.stderr)
-            return 2
+        elif not own_config and {"-m", "--multirun"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
+            argv = [*argv, *_sweep_folder(argv)]
+    except TorchsciError as exc:
+        print(f"torchsci {command}: error: {exc}", file=sys.stderr)
+        return 2
 
     @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="torchsci")
     def task(cfg) -> None:
@@ -101,6 +112,76 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+# A config of the user's own (a saved run's config.yaml): composed by Hydra itself; its folder is Hydra's.
+_OWN_CONFIG = {"--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp"}
+
+
+def _check_launcher(argv: Sequence[str]) -> None:
+    """A SLURM sweep needs the submitit plug-in and SLURM itself; say so before Hydra tries to submit."""
+    import shutil  # noqa: PLC0415
+
+    from torchsci.errors import ConfigError  # noqa: PLC0415
+
+    launcher = next((a.split("=", 1)[1] for a in argv if a.lstrip("+~").startswith("hydra/launcher=")), None)
+    if launcher not in ("slurm", "submitit_slurm"):
+        return
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401,PLC0415
+    except ImportError as exc:
+        raise ConfigError("hydra/launcher=slurm needs Hydra's submitit launcher: pip install 'torchsci[cluster]'.") from exc
+    if shutil.which("sbatch") is None:
+        raise ConfigError("hydra/launcher=slurm: there is no SLURM on this machine (no 'sbatch' on PATH); run the "
+                          "sweep on the cluster's login node, or here with hydra/launcher=joblib.")
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
+    """Overrides that put this run in its own folder: a new unique one, or the interrupted run it resumes."""
+    from torchsci.checkpoint import load_state  # noqa: PLC0415
+    from torchsci.config import validate  # noqa: PLC0415
+    from torchsci.runner import build_trainer, find_resume, new_run_dir  # noqa: PLC0415
+
+    # Values are checked before a folder is made, so a refused command leaves no empty run folder behind.
+    validate(cfg)
+    build_trainer(cfg, Path(os.devnull))
+    if any(a.lstrip("+~").startswith("hydra.run.dir=") for a in argv):
+        return []
+    # Hydra keeps its own records (.hydra/) out of a folder the user named or a run being resumed.
+    keep_out = "hydra.output_subdir=null"
+    if cfg.get("run_dir"):
+        return [f"hydra.run.dir={_quote(cfg.run_dir)}", keep_out]
+    if command == "train" and cfg.get("resume"):
+        folder, resume = find_resume(str(cfg.name), str(cfg.resume))
+        ckpt = folder / "checkpoints" / "last.ckpt" if resume == "last" else resume
+        progress = load_state(ckpt).get("progress", {})
+        print(f"torchsci train: resuming {folder} from {ckpt} (epoch {progress.get('epoch')}, step "
+              f"{progress.get('step')}); logs and checkpoints continue in that folder.", file=sys.stderr)
+        return [f"run_dir={_quote(folder)}", f"resume={_quote(resume)}", f"hydra.run.dir={_quote(folder)}", keep_out]
+    return [f"hydra.run.dir={_quote(new_run_dir(str(cfg.name)))}"]
+
+
+def _sweep_folder(argv: Sequence[str]) -> list[str]:
+    """``hydra.sweep.dir`` of a new, unique ``multirun/<day>/<time>_<name>[-N]``: two sweeps started in the same
+    second never share their job folders."""
+    import datetime  # noqa: PLC0415
+
+    from torchsci.config import compose  # noqa: PLC0415
+    from torchsci.io import make_run_dir  # noqa: PLC0415
+
+    if any(a.lstrip("+~").startswith("hydra.sweep.dir=") for a in argv):
+        return []
+    sweeps = ("range(", "choice(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
+    fixed = [a for a in _overrides_only(argv) if "," not in a.partition("=")[2] and not a.partition("=")[2].startswith(sweeps)]
+    name = str(compose(fixed).name)
+    stamp = datetime.datetime.now()
+    folder = make_run_dir(Path("multirun") / stamp.strftime("%Y-%m-%d"), f"{stamp.strftime('%H-%M-%S')}_{name}")
+    return [f"hydra.sweep.dir={_quote(folder)}"]
 
 
 def _plain_export(argv: Sequence[str]) -> bool:

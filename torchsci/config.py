@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from torchsci.errors import ConfigError, RegistryError
+from torchsci.typecheck import check_arguments
 
 CONFIG_MODULE = "torchsci.configs"
 
@@ -163,6 +164,7 @@ def _check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], where: str) ->
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return
+    check_arguments(fn, {k: v for k, v in kwargs.items() if k in params}, where)  # values against the type hints
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from torchsci.data import DataSplits
+from torchsci.errors import ConfigError
 from torchsci.registry import registry
 
 
@@ -34,10 +35,13 @@ def damped_oscillator(n: int, seed: int) -> TensorDataset:
 @registry.register_dataset("core/oscillator")
 def oscillator_splits(train_size: int = 8000, val_size: int = 1000, test_size: int = 1000, seed: int = 0) -> DataSplits:
     """``core/oscillator``: train/val/test sets of :func:`damped_oscillator` drawn with seeds seed, seed+1, seed+2."""
+    for name, size, least in (("train_size", train_size, 1), ("val_size", val_size, 0), ("test_size", test_size, 0)):
+        if not isinstance(size, int) or isinstance(size, bool) or size < least:
+            raise ConfigError(f"data.{name}={size!r}: must be a whole number of examples, at least {least}.")
     return DataSplits(
         train=damped_oscillator(train_size, seed),
-        val=damped_oscillator(val_size, seed + 1),
-        test=damped_oscillator(test_size, seed + 2),
+        val=damped_oscillator(val_size, seed + 1) if val_size else None,
+        test=damped_oscillator(test_size, seed + 2) if test_size else None,
         model_kwargs={"in_features": 3, "out_features": 1},
         info={"inputs": ["omega [rad/s]", "zeta", "t [s]"], "target": "x"},
     )

@@ -44,3 +44,7 @@ class ConformanceError(TorchsciError, AssertionError):
 
 class ExportError(TorchsciError, RuntimeError):
     """An export failed, or the exported artifact disagrees with eager (names the format and the difference)."""
+
+
+class OutputError(TorchsciError, ValueError):
+    """An output cannot be written safely: it is one of the inputs, a folder, or of a format the command cannot write."""

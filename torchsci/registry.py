@@ -250,8 +250,12 @@ def create_model(name: str, pretrained: bool | str = False, *, seed: int | None 
     return registry.create_model(name, pretrained, seed=seed, **kwargs)
 
 
-def load_model(checkpoint: str | Path) -> nn.Module:
+def load_model(checkpoint: str | Path, *, field: str | None = None) -> nn.Module:
     """Rebuild a registry model from a checkpoint written by the Trainer, with its weights.
+
+    ``field`` (``"neuro"``, ``"chem"``, ...) refuses, before anything is built, a checkpoint of a model
+    registered by another field: a command of one field given another field's checkpoint says so in
+    one line instead of failing somewhere inside the model.
 
     Examples
     --------
@@ -278,6 +282,10 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     if not isinstance(name, str) or not isinstance(kwargs, dict) or "pretrained" in kwargs:
         raise CheckpointError(f"{checkpoint}: meta.model_spec must be {{'name': <registered model>, 'kwargs': "
                               f"{{...}}}}, got {spec!r:.200}.")
+    if field is not None and not name.startswith(f"{field}/"):
+        raise CheckpointError(f"{checkpoint}: a checkpoint of '{name}' (a {name.split('/')[0]} "
+                              f"model), but this needs a {field} model; pass a checkpoint of one of "
+                              f"{', '.join(registry.list_models(f'{field}/*')) or f'the {field} models'}.")
     try:
         registry.model_entry(name)
     except RegistryError as exc:

@@ -22,6 +22,7 @@ from torchsci.checkpoint import load_weights
 from torchsci.config import _plain, instantiate, validate
 from torchsci.data import DataSplits, make_loader
 from torchsci.errors import ConfigError
+from torchsci.io import atomic_output, check_output, make_run_dir
 from torchsci.registry import registry
 from torchsci.seed import seed_everything
 from torchsci.trainer import Trainer
@@ -29,22 +30,89 @@ from torchsci.trainer import Trainer
 COMMANDS = ("train", "evaluate", "predict", "export")
 
 
-def _run_dir(cfg: Any) -> Path:
+def _run_dir(cfg: Any) -> tuple[Path, bool]:
+    """The run folder, and whether it is still to be created under a unique name (see :func:`make_run_dir`)."""
     if cfg.get("run_dir"):
-        return Path(cfg.run_dir)
+        return Path(cfg.run_dir), False
     try:
         from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
 
         if HydraConfig.initialized():
-            return Path(HydraConfig.get().runtime.output_dir)
+            return Path(HydraConfig.get().runtime.output_dir), False  # the CLI made it unique (cli.run_hydra)
     except ImportError:
         pass
     stamp = datetime.datetime.now()
-    return Path("outputs") / stamp.strftime("%Y-%m-%d") / f"{stamp.strftime('%H-%M-%S')}_{cfg.name}"
+    return Path("outputs") / stamp.strftime("%Y-%m-%d") / f"{stamp.strftime('%H-%M-%S')}_{cfg.name}", True
+
+
+OUTPUTS = Path("outputs")
+"""Where runs without ``run_dir`` go: ``outputs/<day>/<HH-MM-SS>_<name>[-N]`` (as ``hydra.run.dir`` says)."""
+
+
+def new_run_dir(name: str) -> Path:
+    """A new, unique run folder ``outputs/<day>/<HH-MM-SS>_<name>[-N]``, created atomically."""
+    stamp = datetime.datetime.now()
+    return make_run_dir(OUTPUTS / stamp.strftime("%Y-%m-%d"), f"{stamp.strftime('%H-%M-%S')}_{name}")
+
+
+def _run_name(folder: Path) -> str | None:
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    try:
+        return str(OmegaConf.load(folder / "config.yaml").get("name"))
+    except Exception:  # an unreadable or foreign config.yaml: not a run of ours
+        return None
+
+
+def find_resume(name: str, resume: str) -> tuple[Path, str]:
+    """The run folder to continue in place and the ``resume`` to give the Trainer there.
+
+    ``resume="last"``: the latest interrupted run of the experiment ``name`` under ``outputs/`` (one with
+    a ``checkpoints/last.ckpt`` and no ``results.json``, which a finished run writes); a run folder: that
+    run; a checkpoint inside a run folder's ``checkpoints/``: that run, from that checkpoint.
+
+    Raises
+    ------
+    torchsci.errors.ConfigError
+        When there is nothing to resume, saying why and how to start the run instead.
+    """
+    path = Path(resume)
+    if resume != "last":
+        if path.is_dir():
+            if not (path / "checkpoints" / "last.ckpt").is_file():
+                raise ConfigError(f"resume={resume}: nothing to resume, this folder has no checkpoints/last.ckpt "
+                                  "(the run stopped before its first checkpoint, or it is not a run folder).")
+            return path, "last"
+        if not path.is_file():
+            raise ConfigError(f"resume={resume}: no such checkpoint file or run folder.")
+        if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+            return path.parent.parent, str(path)
+        raise ConfigError(f"resume={resume}: this checkpoint is not inside a run folder's checkpoints/, so there is "
+                          "no run to continue in place; give run_dir=<a new folder> to continue it there.")
+    runs = [d for d in OUTPUTS.glob("*/*") if d.is_dir() and _run_name(d) == name]
+    interrupted = [d for d in runs if not (d / "results.json").exists()]
+    resumable = [d for d in interrupted if (d / "checkpoints" / "last.ckpt").is_file()]
+    if resumable:
+        return max(resumable, key=lambda d: (d / "checkpoints" / "last.ckpt").stat().st_mtime), "last"
+    start = "start a new run with the same command without resume=last"
+    if interrupted:
+        raise ConfigError(f"resume=last: nothing to resume, the interrupted run(s) of {name!r} under {OUTPUTS}/ "
+                          f"({', '.join(str(d) for d in sorted(interrupted)[-3:])}) stopped before their first "
+                          f"checkpoint; {start}.")
+    raise ConfigError(f"resume=last: nothing to resume, no interrupted run of {name!r} under {OUTPUTS}/ "
+                      f"({len(runs)} finished); {start}, or give resume=<run folder>.")
 
 
 def build_trainer(cfg: Any, run_dir: Path) -> Trainer:
     """A :class:`Trainer` from ``cfg.trainer`` (optimizer, scheduler and callbacks through the allowlist)."""
+    try:
+        return _build_trainer(cfg, run_dir)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith("trainer.") else f"trainer.{message}") from exc
+
+
+def _build_trainer(cfg: Any, run_dir: Path) -> Trainer:
     settings = dict(_plain(cfg.trainer))
     for key in ("optimizer", "scheduler"):
         if isinstance(settings.get(key), dict):
@@ -75,6 +143,9 @@ def build(cfg: Any) -> tuple[torch.nn.Module, Any, DataSplits]:
     if not isinstance(splits, DataSplits):
         raise ConfigError(f"data '{cfg.data.get('name', cfg.data.get('_target_'))}' returned {type(splits).__name__}, "
                           "not torchsci.data.DataSplits; a dataset used by a config must return the splits.")
+    if hasattr(splits.train, "__len__") and len(splits.train) == 0:
+        raise ConfigError(f"data: the training split of '{cfg.data.get('name', cfg.data.get('_target_'))}' is empty "
+                          "(0 examples), so there is nothing to train on; check the data settings (e.g. data.train_size).")
     model = _build(cfg.model, "model", defaults=splits.model_kwargs)
     task = _build(cfg.task, "task")
     return model, task, splits
@@ -97,17 +168,16 @@ def _split(splits: DataSplits, name: str) -> Any:
     return data
 
 
-def _save_predictions(preds: Any, output: Path) -> Path:
+def _save_predictions(preds: Any, output: Path, inputs: list[Any]) -> Path:
     array = preds.detach().cpu().numpy() if isinstance(preds, torch.Tensor) else np.asarray(preds)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".npy":
-        np.save(output, array)
-    elif output.suffix == ".csv":
-        table = array.reshape(len(array), -1)
-        header = ",".join(f"prediction_{i}" for i in range(table.shape[1])) if table.shape[1] > 1 else "prediction"
-        np.savetxt(output, table, delimiter=",", header=header, comments="", fmt="%.8g")
-    else:
-        raise ConfigError(f"predict.output={str(output)!r}: use a .csv or .npy file name.")
+    with atomic_output(output, inputs, what="predictions") as tmp:
+        if output.suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+        else:
+            table = array.reshape(len(array), -1)
+            header = ",".join(f"prediction_{i}" for i in range(table.shape[1])) if table.shape[1] > 1 else "prediction"
+            np.savetxt(tmp, table, delimiter=",", header=header, comments="", fmt="%.8g")
     return output
 
 
@@ -145,10 +215,12 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     if command != "train" and not cfg.get("ckpt") and not _plain(cfg.model).get("pretrained"):
         raise ConfigError(f"torchsci {command} needs the weights to use: ckpt=PATH (a .ckpt written by a run), "
                           "or +model.pretrained=true for a model that ships weights.")
-    run_dir = _run_dir(cfg)
+    run_dir, unique = _run_dir(cfg)
     trainer = build_trainer(cfg, run_dir)
     seed_everything(cfg.seed)  # model initialisation and data generation follow the config's seed
     model, task, splits = build(cfg)
+    if unique:  # two runs started in the same second get two folders
+        run_dir = trainer.run_dir = make_run_dir(run_dir.parent, run_dir.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if splits.info:
@@ -170,9 +242,15 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     elif command == "export":
         results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:
+        output = Path(cfg.predict.output)
+        inputs = [cfg.ckpt, run_dir / "config.yaml"] + [v for k, v in _plain(cfg.data).items()
+                                                         if isinstance(v, str) and k in ("path", "files", "root")]
+        check_output(output, inputs, what="predictions")  # before predicting, not after
+        if output.suffix not in (".npy", ".csv"):
+            raise ConfigError(f"predict.output={str(output)!r}: use a .csv or .npy file name.")
         preds = trainer.predict(model, task, _split(splits, cfg.predict.split), collate_fn=splits.collate_fn,
                                 ckpt_path=cfg.get("ckpt"))
-        results["predictions"] = str(_save_predictions(preds, Path(cfg.predict.output)))
+        results["predictions"] = str(_save_predictions(preds, output, inputs))
     _write_json(run_dir / "results.json", results)
     summary = {k: v for k, v in results.items() if k in ("test", "val", "predictions", "best_checkpoint", "export")}
     if summary and trainer.dist.is_main:

@@ -37,6 +37,7 @@ from torchsci.data import make_loader
 from torchsci.device import Precision, move_to, resolve_device
 from torchsci.errors import CheckpointError, ConfigError, TorchsciError
 from torchsci.hybrid import compile_enabled
+from torchsci.io import make_run_dir
 from torchsci.loggers import CSVLog, TensorBoardLog
 from torchsci.metrics import Mean
 from torchsci.seed import capture_rng, restore_rng, seed_everything, set_deterministic
@@ -169,9 +170,18 @@ class Trainer:
         if isinstance(scheduler, str) and scheduler not in ("cosine", "plateau"):
             raise ConfigError(f"scheduler={scheduler!r}: use 'cosine', 'plateau', None or a callable.")
         for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
-                            ("accumulate_grad_batches", accumulate_grad_batches)):
-            if value < 1:
+                            ("accumulate_grad_batches", accumulate_grad_batches), ("max_steps", max_steps),
+                            ("eval_batch_size", eval_batch_size), ("log_every_n_steps", log_every_n_steps),
+                            ("checkpoint_every_n_steps", checkpoint_every_n_steps),
+                            ("keep_last_checkpoints", keep_last_checkpoints)):
+            if value is not None and value < 1:
                 raise ConfigError(f"{name}={value}: must be at least 1.")
+        if num_workers < 0:
+            raise ConfigError(f"num_workers={num_workers}: must be 0 (load in the main process) or more.")
+        for name, value, low in (("lr", lr, "above 0"), ("weight_decay", weight_decay, "0 or more"),
+                                 ("gradient_clip_norm", gradient_clip_norm, "above 0")):
+            if value is not None and not (math.isfinite(value) and (value > 0 or (value == 0 and low == "0 or more"))):
+                raise ConfigError(f"{name}={value}: must be a finite number {low}.")
         self.max_epochs, self.max_steps = max_epochs, max_steps
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.drop_last = num_workers, drop_last
@@ -181,6 +191,7 @@ class Trainer:
         self.seed, self.deterministic = seed, deterministic
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / stamp
+        self._named_run_dir = run_dir is not None  # else fit() creates a unique runs/<stamp>[-N]
         self.checkpoint_every, self.keep_last = checkpoint_every_n_steps, keep_last_checkpoints
         self.log_every, self.use_tensorboard = log_every_n_steps, tensorboard
         self.progress, self.verbose = progress, verbose
@@ -302,6 +313,41 @@ class Trainer:
             raise CheckpointError(f"resume={str(resume)!r}: no such checkpoint file.")
         return path
 
+    RUN_FILES = ("metrics.csv", "tensorboard", "checkpoints")
+
+    def _check_run_dir(self, resume: str | os.PathLike | None, resume_path: Path | None) -> bool:
+        """Refuse to start a fresh run in a folder that holds another run's logs or checkpoints.
+
+        Returns whether the folder holds logs of a run killed before its first checkpoint, which
+        ``resume="last"`` restarts from step 0 in place (their rows are replayed).
+        """
+        own = resume_path is not None and Path(resume_path).resolve().parent == (self.run_dir / "checkpoints").resolve()
+        if own or not self.run_dir.is_dir():
+            return False
+        found = [name for name in self.RUN_FILES if (self.run_dir / name).exists()
+                 and (not (self.run_dir / name).is_dir() or any((self.run_dir / name).iterdir()))]
+        if not found:
+            return False
+        if str(resume) == "last" and not any((self.run_dir / "checkpoints").glob("*.ckpt")):
+            return True
+        if resume_path is not None:
+            raise ConfigError(f"resume={str(resume)!r} is a checkpoint of another run folder, but run_dir="
+                              f"{str(self.run_dir)!r} already holds a run ({', '.join(found)}); continue it in a new "
+                              "run_dir, or resume that checkpoint's own folder.")
+        raise ConfigError(
+            f"run_dir={str(self.run_dir)!r} already holds a run ({', '.join(found)}); starting another there would "
+            "mix their logs and overwrite its checkpoints. Continue it with resume='last' (command line: "
+            "resume=last or resume=<run folder>), or choose a new run_dir.")
+
+    @staticmethod
+    def _check_data(train_data: Any, val_data: Any) -> None:
+        for split, data in (("training", train_data), ("validation", val_data)):
+            if data is not None and hasattr(data, "__len__") and not isinstance(data, IterableDataset) \
+                    and len(data) == 0:
+                fix = "give it examples" if split == "training" else "give it examples or pass val_data=None"
+                raise ConfigError(f"the {split} data is empty (0 examples): there is nothing to "
+                                  f"{'train on' if split == 'training' else 'validate on'}; {fix}.")
+
     # ------------------------------------------------------------------ fit
     @property
     def _monitor_mode(self) -> str:
@@ -330,9 +376,14 @@ class Trainer:
         steps_per_epoch = self._steps_per_epoch(train_data)
         scheduler = self._build_scheduler(optimizer, steps_per_epoch)
         scaler = self.precision.grad_scaler()
+        self._check_data(train_data, val_data)
+        if not self._named_run_dir and not self.dist.enabled:
+            self.run_dir = make_run_dir(self.run_dir.parent, self.run_dir.name)
+            self._named_run_dir = True
         ckpt = CheckpointDir(self.run_dir / "checkpoints", keep_last=self.keep_last)
         progress = Progress()
         resume_path = self._resolve_resume(resume, ckpt)
+        stale = self._check_run_dir(resume, resume_path)
         if resume_path is not None:
             progress = self._restore(resume_path, model, optimizer, scheduler, scaler)
             self._say(f"resumed from {resume_path} at epoch {progress.epoch}, step {progress.step}")
@@ -344,7 +395,10 @@ class Trainer:
             if resume_path is not None:
                 csv_log.resume(progress.step)
             if self.use_tensorboard:
-                tb_log = TensorBoardLog(self.run_dir / "tensorboard", resume_step=progress.step if resume_path else None)
+                # Resuming (or restarting a run killed before its first checkpoint) purges the events
+                # logged after the checkpoint's step, so TensorBoard never shows two runs' values mixed.
+                purge = progress.step if resume_path is not None else 0 if stale else None
+                tb_log = TensorBoardLog(self.run_dir / "tensorboard", resume_step=purge)
         history = [{k: float(v) for k, v in row.items()} for row in csv_log.rows if "train/loss" in row]
 
         ddp_model = model

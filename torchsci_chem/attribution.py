@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from torchsci.errors import ConfigError
+from torchsci.io import atomic_output, check_output
 from torchsci_chem.featurize import featurize, parse_smiles
 from torchsci_chem.inference import core_module, load, model_inputs
 
@@ -45,9 +46,12 @@ def draw_attributions(smiles: str, path: str | Path, model: str | Path | nn.Modu
     """
     from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D  # noqa: PLC0415 (drawing needs Cairo)
 
+    inputs = [model] if isinstance(model, (str, Path)) and Path(model).is_file() else []
+    check_output(path, inputs, suffixes=(".png",), what="attribution image")  # before the model runs
     weights = atom_attributions(smiles, model, task)
     drawer = rdMolDraw2D.MolDraw2DCairo(*size)
     SimilarityMaps.GetSimilarityMapFromWeights(parse_smiles(smiles), weights.tolist(), draw2d=drawer)
     drawer.FinishDrawing()
-    Path(path).write_bytes(drawer.GetDrawingText())
+    with atomic_output(path, inputs, suffixes=(".png",), what="attribution image") as tmp:
+        tmp.write_bytes(drawer.GetDrawingText())
     return weights

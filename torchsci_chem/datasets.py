@@ -8,7 +8,6 @@ Empty target cells and ``nan`` become NaN, which :class:`torchsci_chem.task.Prop
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from torch.utils.data import Dataset
 
 from torchsci.data import DataSplits
 from torchsci.errors import ConfigError, DataError
+from torchsci.io import read_csv
 from torchsci_chem.featurize import (
     GraphBatch,
     GraphCache,
@@ -130,17 +130,7 @@ class SmilesCSVDataset(MoleculeDataset):
         target_cols = [] if targets is None else [targets] if isinstance(targets, str) else list(targets)
         if not smiles_cols:
             raise ConfigError("SmilesCSVDataset needs at least one SMILES column (smiles=...).")
-        if not path.is_file():
-            raise DataError(f"{path}: no such file.")
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in smiles_cols + target_cols if c not in header]
-            if missing:
-                raise DataError(f"{path}: column(s) {missing} not found; the header has {header}.")
-            records = list(reader)
-        if not records:
-            raise DataError(f"{path}: no data rows below the header.")
+        _, records = read_csv(path, required=smiles_cols + target_cols)  # BOM, ';' and bad files handled there
         lines = [reader_line + 2 for reader_line in range(len(records))]
         short = [ln for ln, r in zip(lines, records, strict=True) if any(r[c] is None for c in smiles_cols + target_cols)]
         if short:
@@ -185,6 +175,8 @@ class SDFDataset(MoleculeDataset):
         target_cols = [targets] if isinstance(targets, str) else list(targets)
         if not path.is_file():
             raise DataError(f"{path}: no such file.")
+        if not path.read_bytes().strip():
+            raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
         mols, y, names = [], [], []
         invalid: list[InvalidMolecule] = []
         RDLogger.DisableLog("rdApp.*")

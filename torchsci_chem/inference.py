@@ -19,7 +19,10 @@ import torch
 from torch import nn
 
 import torchsci
+from torchsci.applicability import COLUMNS, as_columns, warning_line
 from torchsci.errors import ConfigError, DataError
+from torchsci.io import atomic_output, check_output, read_csv
+from torchsci_chem.domain import applicability
 from torchsci_chem.featurize import MolGraph, collate_graphs, describe_invalid, featurize, molecule_features
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol")}
@@ -34,19 +37,19 @@ def load(model: str | Path | nn.Module) -> nn.Module:
         name, tag = PRETRAINED[str(model)]
         return torchsci.create_model(name, pretrained=tag).eval()
     if Path(model).is_file():
-        return torchsci.load_model(model).eval()
+        return torchsci.load_model(model, field="chem").eval()
     raise ConfigError(f"model={model!r} is neither a shipped model ({', '.join(PRETRAINED)}) nor a checkpoint file.")
 
 
-def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
+def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
             standardize: Sequence[str] = (), on_invalid: str = "raise", batch_size: int = 256,
-            n_jobs: int = 1) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+            n_jobs: int = 1, return_applicability: bool = False) -> np.ndarray | tuple[Any, ...]:
     """Predict properties of molecules given as SMILES.
 
     Parameters
     ----------
     smiles
-        The molecules.
+        The molecules; a single string is one molecule (its result still has a leading axis of length 1).
     model
         ``"esol"`` (aqueous solubility, log10 mol/L), a Trainer checkpoint path, or a model.
     return_std
@@ -57,10 +60,15 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     on_invalid
         ``"raise"`` (default): one error listing every invalid SMILES; ``"skip"``: NaN for those rows,
         with a warning that lists them.
+    return_applicability
+        Also return one :class:`torchsci.applicability.Applicability` per molecule (``None`` for an
+        invalid one): whether the model can judge it (see :mod:`torchsci_chem.domain`). Without it,
+        molecules the model cannot judge are reported in one warning.
 
     Returns
     -------
-    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape).
+    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape;
+    and the list of judgements, last).
 
     Examples
     --------
@@ -68,7 +76,12 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     >>> logS = torchsci_chem.predict(["CCO", "c1ccccc1O"], model="esol")
     >>> logS.shape, bool(logS[0] > logS[1])
     ((2,), True)
+    >>> logS, flags = torchsci_chem.predict("[NH4+].[Cl-]", return_applicability=True)
+    >>> logS.shape, flags[0].applicable, flags[0].reason
+    ((1,), False, 'a salt or mixture (2 fragments)')
     """
+    if isinstance(smiles, (str, bytes)):  # one molecule, not a sequence of one-character SMILES
+        smiles = [smiles.decode() if isinstance(smiles, bytes) else smiles]
     net = load(model)
     members = getattr(net, "forward_members", None)
     mve = getattr(net, "predicts_variance", False)
@@ -101,7 +114,12 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
             std[out.kept] = torch.cat(stds).double().numpy()
     if n_tasks == 1:
         mean, std = mean[:, 0], std[:, 0]
-    return (mean, std) if return_std else mean
+    flags = applicability(smiles)
+    line = None if return_applicability else warning_line("predict()", flags, smiles)
+    if line:
+        warnings.warn(line, stacklevel=2)
+    return (*((mean, std) if return_std else (mean,)), flags) if return_applicability else \
+        ((mean, std) if return_std else mean)
 
 
 def core_module(net: nn.Module) -> nn.Module:
@@ -142,6 +160,8 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
     if path.suffix.lower() in (".sdf", ".sd"):
         from rdkit import Chem, RDLogger  # noqa: PLC0415
 
+        if not path.read_bytes().strip():
+            raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
         rows, smiles, unreadable = [], [], []
         RDLogger.DisableLog("rdApp.*")
         try:
@@ -161,25 +181,26 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
             raise DataError(f"{path}: no records (is it an SDF file?).")
         keys = list(dict.fromkeys(k for r in rows for k in r))
         return [{k: r.get(k, "") for k in keys} for r in rows], smiles
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if column not in (reader.fieldnames or []):
-            raise DataError(f"{path}: no column '{column}' (header: {reader.fieldnames}); pass --smiles NAME.")
-        rows = list(reader)
-    return rows, [r[column] for r in rows]
+    header, rows = read_csv(path)  # BOM, ';' delimiters, binary and non-UTF-8 files handled there
+    if column not in header:
+        raise DataError(f"{path}: no column '{column}' (header: {header}); pass --smiles NAME.")
+    return [{k: v or "" for k, v in r.items()} for r in rows], [r[column] or "" for r in rows]
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    rows, smiles = _read_molecules(Path(args.molecules), args.smiles, args.on_invalid)
+    source = Path(args.molecules)
+    output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
+    rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
     net = load(args.model)
     has_std = hasattr(net, "forward_members") or getattr(net, "predicts_variance", False)
-    result = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs)
-    mean, std = result if has_std else (result, None)
+    *result, flags = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs,
+                             return_applicability=True)
+    mean, std = result if has_std else (result[0], None)
     mean = mean.reshape(len(rows), -1)
     names = [args.column] if mean.shape[1] == 1 else [f"{args.column}_{k}" for k in range(mean.shape[1])]
     fields = list(rows[0]) if rows else [args.smiles]
-    extra_fields = names + ([f"{n}_std" for n in names] if std is not None else [])
-    with open(args.output, "w", newline="") as fh:
+    extra_fields = names + ([f"{n}_std" for n in names] if std is not None else []) + list(COLUMNS)
+    with atomic_output(output, [source], what="predictions") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields + extra_fields)
         writer.writeheader()
         for i, row in enumerate(rows):
@@ -189,8 +210,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 if std is not None:
                     s = std.reshape(len(rows), -1)[i, k]
                     row[f"{n}_std"] = "" if np.isnan(s) else f"{s:.4f}"
-            writer.writerow(row)
-    print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+            writer.writerow({**row, **as_columns(flags[i])})
+    line = warning_line(str(source), flags, smiles)
+    if line:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
     return 0
 
 
@@ -199,6 +223,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
                                    split=args.split, seed=args.seed, on_invalid=args.on_invalid)
+    sizes = {part: len(getattr(data, part)) for part in ("train", "val", "test")}
+    empty = [part for part, n in sizes.items() if n == 0]
+    if empty:  # no validation molecules means no best checkpoint; no test molecules, no test score
+        raise DataError(f"{args.data}: {sum(sizes.values())} usable molecules are too few for a {args.split} "
+                        f"train/validation/test split ({', '.join(f'{k} {v}' for k, v in sizes.items())}); "
+                        "give at least 10 molecules, more for a model worth using.")
     extra = {"uncertainty": args.uncertainty} if args.uncertainty else {}
     model = torchsci.create_model(args.model, **{"hidden": args.hidden, **extra, **data.model_kwargs})
     task = registry.create_task("chem/property", kind=args.kind)

@@ -5,28 +5,34 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from torchsci.io import atomic_output, check_output
 from torchsci_neuro.inference import LABEL_NAMES, TASKS, label_volumes, segment
 from torchsci_neuro.io import Scan, load_scan
 
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
-def write_volumes(labels: nib.spatialimages.SpatialImage, task: str, path: str | Path) -> Path:
-    """Write ``label,name,voxels,volume_ml`` rows (one per label, background excluded) to a CSV file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
+
+def write_volumes(labels: nib.spatialimages.SpatialImage, task: str, path: str | Path,
+                  inputs: Sequence[str | Path] = ()) -> Path:
+    """Write ``label,name,voxels,volume_ml`` rows (one per label, background excluded) to a CSV file.
+
+    The file is written atomically and never over one of ``inputs``.
+    """
+    with atomic_output(path, inputs, suffixes=(".csv",), what="volumes") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["label", "name", "voxels", "volume_ml"])
         writer.writeheader()
         writer.writerows(label_volumes(labels, task))
-    return path
+    return Path(path)
 
 
 def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: nib.spatialimages.SpatialImage, task: str,
-             path: str | Path) -> Path:
+             path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
     """Overlay the labels on three orthogonal slices through the brain's centre and save a PNG.
 
     Both images are shown in RAS order (sagittal, coronal, axial; left of the brain on the image's left
@@ -60,26 +66,33 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
     names = ", ".join(f"{i} {n}" for i, n in enumerate(LABEL_NAMES[task]) if i > 0)
     figure.suptitle(f"{image.source}: {task} ({names})", fontsize=9)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    try:
+        with atomic_output(path, inputs, suffixes=(".png",), what="QC image") as tmp:
+            figure.savefig(tmp, dpi=100)
+    finally:
+        plt.close(figure)
+    return Path(path)
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
+    inputs = [args.scan] + ([args.model] if args.model else [])
+    # Every output is checked before the (long) segmentation, so a bad name costs seconds, not minutes.
+    outputs = [(args.output, NIFTI_SUFFIXES, "labels")]
+    outputs += [(args.volumes, (".csv",), "volumes")] if args.volumes else []
+    outputs += [(args.qc, (".png",), "QC image")] if args.qc else []
+    for path, suffixes, what in outputs:
+        check_output(path, inputs, suffixes=suffixes, what=what)
     scan = load_scan(args.scan)
     labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
                      overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
                      progress=not args.quiet)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(labels, output)
-    written = [str(output)]
+    with atomic_output(args.output, inputs, suffixes=NIFTI_SUFFIXES, what="labels") as tmp:
+        nib.save(labels, tmp)
+    written = [str(args.output)]
     if args.volumes:
-        written.append(str(write_volumes(labels, args.task, args.volumes)))
+        written.append(str(write_volumes(labels, args.task, args.volumes, inputs)))
     if args.qc:
-        written.append(str(write_qc(scan, labels, args.task, args.qc)))
+        written.append(str(write_qc(scan, labels, args.task, args.qc, inputs)))
     print("wrote " + ", ".join(written), file=sys.stderr)
     return 0
 

@@ -187,7 +187,7 @@ def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
 def _checkpoint_model(path: Path) -> nn.Module:
     import torchsci  # noqa: PLC0415
 
-    return torchsci.load_model(path)
+    return torchsci.load_model(path, field="neuro")  # another field's checkpoint: one clear line
 
 
 def resolve_model(model: nn.Module | str | os.PathLike | None) -> nn.Module:

@@ -8,6 +8,7 @@ trust the data (finite, not empty, 3D) and the geometry (a proper affine with sa
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
@@ -85,7 +86,11 @@ def _parse(raw: bytes, name: str) -> nib.Nifti1Image | nib.Nifti2Image:
         raise DataError(f"{name}: not a NIfTI file (its first bytes are no NIfTI-1/2 header); "
                         "convert it to .nii or .nii.gz (e.g. with dcm2niix or nibabel).")
     try:
+        # nibabel silently sets zero voxel sizes to 1 mm when it reads a header; look before it does.
+        _check_geometry(image_class.header_class.from_fileobj(io.BytesIO(raw), check=False), name)
         image = image_class.from_bytes(raw)
+    except DataError:
+        raise
     except Exception as exc:  # nibabel raises many kinds (HeaderDataError, ValueError, struct.error) for bad headers
         raise DataError(f"{name}: unreadable NIfTI header ({type(exc).__name__}: {exc}).") from exc
     header = image.header
@@ -111,6 +116,14 @@ def _spatial(data: np.ndarray, name: str) -> np.ndarray:
     return data.reshape(data.shape[:3])
 
 
+def _check_geometry(header: object, name: str) -> None:
+    if isinstance(header, (nib.Nifti1Header, nib.Nifti2Header)) and not header["qform_code"] \
+            and not header["sform_code"] and (np.asarray(header["pixdim"][1:4]) <= 0).any():
+        raise DataError(f"{name}: the header has no qform/sform and voxel sizes (pixdim) "
+                        f"{tuple(float(v) for v in header['pixdim'][1:4])}: where the voxels lie and how large they "
+                        "are is unknown; set the affine (nibabel: img.set_qform(affine, 1)) and save it again.")
+
+
 def validate_image(image: nib.spatialimages.SpatialImage, name: str) -> Scan:
     """Check a nibabel image and return it as a :class:`Scan` (see :func:`load_scan` for the checks)."""
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -118,6 +131,13 @@ def validate_image(image: nib.spatialimages.SpatialImage, name: str) -> Scan:
                         "nibabel.Nifti1Image(img.get_fdata(), img.affine).")
     if len(image.shape) < 3:
         raise DataError(f"{name}: a 2D image (shape {image.shape}); segmentation needs a 3D scan.")
+    _check_geometry(image.header, name)
+    dtype = image.get_data_dtype()
+    if dtype.kind == "c":
+        raise DataError(f"{name}: complex-valued voxels ({dtype}); segmentation needs a magnitude image: save "
+                        "np.abs(img.get_fdata(dtype=np.complex64)) as a new NIfTI.")
+    if dtype.fields is not None:
+        raise DataError(f"{name}: voxels of a structured type ({dtype}, e.g. RGB); save one grey-value channel.")
     affine = np.asarray(image.affine, dtype=np.float64)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise DataError(f"{name}: its affine is singular or not finite ({affine[:3, :3].tolist()}); fix the "
@@ -147,7 +167,7 @@ def load_scan(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan) -
     Every problem is a :class:`torchsci.DataError` naming the file: not a NIfTI, a corrupt or
     truncated gzip, a header whose shape disagrees with the data size, a 2D image, a 4D image with
     more than one volume (one volume is accepted), NaN/infinite or all-zero data, a singular affine,
-    or voxel sizes outside 0.1-10 mm.
+    voxel sizes outside 0.1-10 mm, no qform/sform with zero voxel sizes (pixdim), complex or RGB voxels.
 
     Parameters
     ----------

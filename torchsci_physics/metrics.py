@@ -28,15 +28,39 @@ def _signal_vs_rest(labels: np.ndarray, scores: np.ndarray, signal: int) -> tupl
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None, signal: int = 1
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted ROC of ``signal`` against the rest: (background efficiency, signal efficiency, thresholds)."""
-    from sklearn.metrics import roc_curve as _roc  # noqa: PLC0415
+    """Weighted ROC of ``signal`` against the rest: (background efficiency, signal efficiency, thresholds).
 
+    One point per distinct score, from the highest down, starting at (0, 0). Weights may be negative
+    (NLO samples): efficiencies are signed sums over the events above a threshold divided by the signed
+    totals, as physicists compute them, so the curve need not be monotonic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torchsci_physics.metrics import roc_curve
+    >>> fpr, tpr, thr = roc_curve(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.4]), np.array([1.0, 2.0, -1.0]))
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.0, 1.0], [0.0, 2.0, 1.0, 1.0])
+    """
     y, s = _signal_vs_rest(labels, scores, signal)
-    return _roc(y, s, sample_weight=weights)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    order = np.argsort(-s, kind="mergesort")
+    s, y, w = s[order], y[order], w[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    sig = np.cumsum(w * y)[last_of_group]
+    bkg = np.cumsum(w * (1 - y))[last_of_group]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr, fpr = sig / sig[-1], bkg / bkg[-1]
+    return np.r_[0.0, fpr], np.r_[0.0, tpr], np.r_[np.inf, s[last_of_group]]
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None, signal: int | None = 1) -> float:
     """Weighted ROC AUC of ``signal`` against the rest; ``signal=None``: mean one-vs-rest AUC over classes.
+
+    The trapezoidal area under :func:`roc_curve`, i.e. the weighted probability that a signal event scores
+    above a background one (ties count half): with positive weights the same number as scikit-learn's
+    ``roc_auc_score``; negative weights (NLO samples) enter with their sign. NaN when a class is
+    missing or its summed weight is not positive.
 
     Examples
     --------
@@ -45,27 +69,38 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None =
     >>> roc_auc(np.array([0, 0, 1, 1]), np.array([[.9, .1], [.6, .4], [.65, .35], [.2, .8]]))
     0.75
     """
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
     classes = range(np.asarray(scores).shape[1]) if signal is None else [signal]
+    w = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
     values = []
     for c in classes:
-        y, s = _signal_vs_rest(labels, scores, c)
-        if y.min() == y.max():
-            values.append(math.nan)  # AUC is undefined with one class present
+        y, _ = _signal_vs_rest(labels, scores, c)
+        total = (np.ones(len(y)) if w is None else w)
+        if y.min() == y.max() or total[y == 1].sum() <= 0 or total[y == 0].sum() <= 0:
+            values.append(math.nan)  # undefined with one class present, or a class of non-positive total weight
             continue
-        values.append(float(roc_auc_score(y, s, sample_weight=weights)))
+        fpr, tpr, _ = roc_curve(labels, scores, w, c)
+        values.append(float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)))
     return float(np.mean(values))
 
 
 def background_rejection(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None,
                          efficiency: float = 0.5, signal: int = 1) -> float:
-    """``1 / eps_B`` at signal efficiency ``efficiency`` (inf when no background passes)."""
+    """``1 / eps_B`` at signal efficiency ``efficiency`` (inf when no background passes).
+
+    Read off at the highest threshold where the signal efficiency first reaches ``efficiency``,
+    interpolating linearly from the point before (with negative weights the curve can turn back).
+    """
     y, _ = _signal_vs_rest(labels, scores, signal)
     if y.min() == y.max():
         return math.nan
     fpr, tpr, _ = roc_curve(labels, scores, weights, signal)
-    eps_b = float(np.interp(efficiency, tpr, fpr))
+    if not np.isfinite(tpr).all() or not np.isfinite(fpr).all():
+        return math.nan
+    k = int(np.argmax(tpr >= efficiency)) if (tpr >= efficiency).any() else len(tpr) - 1
+    if k == 0 or tpr[k] == tpr[k - 1]:
+        eps_b = float(fpr[k])
+    else:
+        eps_b = float(fpr[k - 1] + (efficiency - tpr[k - 1]) * (fpr[k] - fpr[k - 1]) / (tpr[k] - tpr[k - 1]))
     return math.inf if eps_b <= 0 else 1.0 / eps_b
 
 

@@ -21,10 +21,15 @@ import numpy as np
 from torch import nn
 
 from torchsci.errors import ConfigError, DataError
+from torchsci.io import atomic_output, check_output
 
 
-def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray], tree: str = "scores") -> Path:
+def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray], tree: str = "scores",
+                      inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write equal-length flat ``branches`` as TTree ``tree`` of a new ROOT file ``path``.
+
+    The file is written to a temporary name and renamed, and never over one of ``inputs`` (the ROOT
+    files the branches were computed from): the friend tree goes to a file of its own.
 
     Examples
     --------
@@ -39,13 +44,11 @@ def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray
     lengths = {k: len(v) for k, v in branches.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"friend-tree branches differ in length: {lengths}; they must have one value per entry.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.ascontiguousarray(v) for k, v in branches.items()}
-    with uproot.recreate(path) as f:
+    with atomic_output(path, inputs, suffixes=(".root",), what="friend tree") as tmp, uproot.recreate(tmp) as f:
         f.mktree(tree, {k: v.dtype for k, v in arrays.items()})
         f[tree].extend(arrays)
-    return path
+    return Path(path)
 
 
 def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | os.PathLike, *,
@@ -63,6 +66,7 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
     from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
     from torchsci_physics.task import TaggingTask  # noqa: PLC0415
 
+    check_output(output, [input_path], suffixes=(".root",), what="friend tree")  # before minutes of scoring
     spec_kwargs = getattr(model, "input_spec", None)
     if not spec_kwargs:
         raise ConfigError(f"{type(model).__name__} has no input_spec: it was not built from a physics dataset's "
@@ -106,13 +110,14 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
                                               f"observer {name!r}", str(input_path), n, np.float64)
             if np.all(branches[name] == np.round(branches[name])):
                 branches[name] = branches[name].astype(np.int64)
-    return write_friend_tree(output, branches, tree_name)
+    return write_friend_tree(output, branches, tree_name, inputs=[input_path])
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import torchsci  # noqa: PLC0415
 
-    model = torchsci.load_model(args.checkpoint)
+    check_output(args.output, [args.input, args.checkpoint], suffixes=(".root",), what="friend tree")
+    model = torchsci.load_model(args.checkpoint, field="physics")
     out = predict_root(model, args.input, args.output, observers=args.observers, tree_name=args.tree,
                        batch_size=args.batch_size, device=args.device, selection=not args.no_selection)
     print(f"wrote {out} (tree '{args.tree}')")
