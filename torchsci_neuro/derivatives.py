@@ -67,9 +67,27 @@ def _strip_nifti(name: str) -> str:
     return name
 
 
+def is_output_name(name: str) -> bool:
+    """Whether a file name is one of the images a study writes (``*_desc-tissue_dseg.nii.gz``, ``*_desc-brain_mask.nii.gz``).
+
+    Examples
+    --------
+    >>> is_output_name("case-1_desc-tissue_dseg.nii.gz"), is_output_name("case-1.nii.gz")
+    (True, False)
+    """
+    return _strip_nifti(name).endswith(("_desc-tissue_dseg", "_desc-brain_mask"))
+
+
 def is_bids_root(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding a BIDS ``dataset_description.json``."""
-    return Path(path).is_dir() and (Path(path) / "dataset_description.json").is_file()
+    """Whether ``path`` is a raw BIDS dataset: a folder with a ``dataset_description.json`` that is not a
+    derivative's (a study written into its input folder leaves one, and stays a plain folder)."""
+    description = Path(path) / "dataset_description.json"
+    if not description.is_file():
+        return False
+    try:
+        return json.loads(description.read_text()).get("DatasetType", "raw") != "derivative"
+    except (OSError, ValueError, AttributeError):
+        return True  # pybids then says what is wrong with it
 
 
 def bids_scans(root: str | os.PathLike, participant_label: Sequence[str] | None = None,
@@ -115,7 +133,7 @@ def bids_scans(root: str | os.PathLike, participant_label: Sequence[str] | None 
 def file_scans(inputs: Sequence[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[StudyScan]:
     """Scans from files, glob patterns (``**`` recurses) and folders (their own ``.nii``/``.nii.gz`` files).
 
-    Files under ``exclude`` (the output folder) are left out, so a re-run never segments its own outputs.
+    Outputs of ours under ``exclude`` (the output folder) are left out, so a re-run never segments them.
     Two inputs with the same name are an error: their outputs would collide in the flat layout.
     """
     excluded = Path(exclude).resolve() if exclude is not None else None
@@ -137,7 +155,7 @@ def file_scans(inputs: Sequence[str | os.PathLike], exclude: str | os.PathLike |
     for path in found:
         if not path.name.lower().endswith(NIFTI_SUFFIXES):
             raise DataError(f"{path}: not a .nii or .nii.gz file; convert it to NIfTI (e.g. with dcm2niix).")
-        if excluded is not None and excluded in path.resolve().parents:
+        if excluded is not None and excluded in path.resolve().parents and is_output_name(path.name):
             continue
         scan = StudyScan(source=path, scan_id=_strip_nifti(path.name))
         other = scans.get(scan.scan_id)

@@ -19,6 +19,7 @@ import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -56,6 +57,18 @@ def qc_figure(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, l
     >>> qc_figure(image, labels, "brain_mask", tempfile.mkdtemp() + "/qc.png", title="demo").suffix
     '.png'
     """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure = qc_overlay(scan, labels, task, title)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")
+    plt.close(figure)
+    return Path(path)
+
+
+def qc_overlay(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, labels: nib.spatialimages.SpatialImage,
+               task: str, title: str | None = None) -> Any:
+    """The matplotlib figure :func:`qc_figure` saves (close it with ``matplotlib.pyplot.close``)."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -91,10 +104,7 @@ def qc_figure(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, l
                   loc="lower center", ncol=len(names) - 1, frameon=False)
     figure.suptitle(title if title is not None else Path(image.source).name, fontsize=11)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=dpi, format="png")
-    plt.close(figure)
-    return Path(path)
+    return figure
 
 
 def robust_z(values: Sequence[float | None]) -> list[float | None]:
@@ -175,8 +185,8 @@ document.querySelectorAll("#volumes th").forEach(function (th, column) {
 """
 
 
-def _cell(value: object, text: bool = False) -> str:
-    shown = "" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
+def _cell(value: object, text: bool = False, digits: int = 1) -> str:
+    shown = "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
     sort = "" if value is None else str(value)
     return f'<td{" class=text" if text else ""} data-value="{html.escape(sort)}">{html.escape(shown)}</td>'
 
@@ -217,7 +227,7 @@ def write_report(path: str | os.PathLike, rows: Sequence[Mapping], figures: Mapp
         cells = [f'<td class=text data-value="{html.escape(scan_id)}"><a href="#{html.escape(anchor)}">'
                  f"{html.escape(scan_id)}</a></td>", _cell(row.get("status"), text=True)]
         cells += [_cell(_number(row.get(f"{n}_ml"))) for n in names]
-        cells += [_cell(_number(row.get("confidence"))), _cell(_number(row.get("quality"))),
+        cells += [_cell(_number(row.get("confidence")), digits=3), _cell(_number(row.get("quality")), digits=3),
                   _cell(row.get("flags") or row.get("reason") or "", text=True)]
         body.append(f'<tr class="{css}">{"".join(cells)}</tr>')
         parts = [f'<section id="{html.escape(anchor)}"><h2>{html.escape(scan_id)}</h2>',
