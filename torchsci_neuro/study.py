@@ -227,6 +227,10 @@ def process_scan(scan: StudyScan, out_dir: Path, settings: StudySettings, identi
         row["confidence"] = volumes.confidence(data, probs) if probs is not None else None
         row["quality"] = quality
         files = _outputs(scan, settings.task)
+        for name in files.values():
+            # A run killed mid-write leaves its temporary file; this scan has one writer, so clear its own.
+            for stale in (out_dir / name).parent.glob(f".tmp-*-{name.name}"):
+                stale.unlink(missing_ok=True)
         mask = nib.Nifti1Image((data > 0).astype(np.uint8), labels.affine, labels.header)
         for key, img in (("dseg", labels), ("mask", mask)):
             if key in files:

@@ -204,7 +204,8 @@ def test_kill_and_rerun_skips_what_was_done_and_isolates_a_broken_scan(flat_fold
     assert rerun.returncode == 1, rerun.stderr[-3000:]  # broken.nii.gz failed; the exit code says so
     failures = [line for line in rerun.stderr.splitlines() if "failed:" in line]
     assert len(failures) == 1 and "broken.nii.gz" in failures[0] and "gzip" in failures[0]
-    assert f"{len(done_before)} already done" in rerun.stderr
+    assert f"{3 - len(done_before)} segmented, {len(done_before)} already done, 1 failed of 4" in rerun.stderr
+    assert not [p for p in out.rglob(".tmp-*") if "volumes" not in p.name]  # half-written files of the kill cleared
     for name, mtime in done_before.items():
         assert (out / name).stat().st_mtime_ns == mtime  # not segmented again
     rows = {r["scan"]: r for r in _table(out / "volumes.tsv")}
