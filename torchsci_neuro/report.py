@@ -115,7 +115,7 @@ def robust_z(values: Sequence[float | None]) -> list[float | None]:
     Examples
     --------
     >>> [round(z, 1) for z in robust_z([10.0, 11.0, 9.0, 10.5, 30.0])]
-    [-0.7, 0.7, -2.0, 0.0, 27.0]
+    [-0.7, 0.7, -2.0, 0.0, 26.3]
     """
     present = np.array([v for v in values if v is not None], dtype=float)
     if len(present) < 3:

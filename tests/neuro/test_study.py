@@ -262,3 +262,16 @@ def test_single_file_command_is_unchanged_and_its_qc_has_legend_markers_and_the_
     assert texts.count("L") == 2 and texts.count("R") == 2 and "A" in texts and "P" in texts
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["1 CSF", "2 GM", "3 WM"]
     assert figure._suptitle.get_text() == "lps.nii.gz"
+
+
+def test_outliers_are_flagged_by_robust_z_and_low_scores_only_when_low():
+    from torchsci_neuro.report import outlier_flags
+
+    rows = [{"status": "ok", "GM_ml": 600.0 + 10 * i, "confidence": 0.90 + 0.01 * (i % 3)} for i in range(6)]
+    rows[2]["GM_ml"] = 1300.0  # a failed segmentation calling the skull gray matter
+    rows[4]["confidence"] = 0.40
+    rows[5]["confidence"] = 0.99  # high confidence is no problem
+    rows.append({"status": "failed", "GM_ml": None, "confidence": None})
+    flags = outlier_flags(rows, ["GM_ml", "confidence"])
+    assert flags[2].startswith("GM_ml z=+") and flags[4].startswith("confidence z=-")
+    assert [i for i, f in enumerate(flags) if f] == [2, 4]
