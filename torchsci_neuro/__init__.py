@@ -1,11 +1,13 @@
 """torchsci_neuro: the neuro plug-in of torchsci.
 
 Segment a scan with one call, :func:`segment` (:mod:`torchsci_neuro.inference`; validated NIfTI reading in
-:mod:`torchsci_neuro.io`; ``torchsci neuro segment`` in :mod:`torchsci_neuro.commands`). Models
-(:mod:`torchsci_neuro.models`), a SynthSeg-style synthetic training-data generator (:mod:`torchsci_neuro.synth`)
-built on the MNI152 template that ships inside nilearn (:mod:`torchsci_neuro.templates`), training on a lab's
-own image/label pairs (:mod:`torchsci_neuro.datasets`), and a segmentation task with Dice and 95% Hausdorff
-metrics (:mod:`torchsci_neuro.task`).
+:mod:`torchsci_neuro.io`; ``torchsci neuro segment`` in :mod:`torchsci_neuro.commands`), or a whole study with
+:func:`segment_study` (:mod:`torchsci_neuro.study`: files, a folder or a BIDS dataset into BIDS derivatives,
+one volumes table with intervals and an HTML QC report). Models (:mod:`torchsci_neuro.models`), a
+SynthSeg-style synthetic training-data generator (:mod:`torchsci_neuro.synth`) built on the MNI152 template
+that ships inside nilearn (:mod:`torchsci_neuro.templates`), training on a lab's own image/label pairs
+(:mod:`torchsci_neuro.datasets`), and a segmentation task with Dice and 95% Hausdorff metrics
+(:mod:`torchsci_neuro.task`).
 """
 
 from __future__ import annotations
@@ -62,3 +64,11 @@ def segment(scan: Any, task: str = "tissue", device: Any = "auto", model: Any = 
     from torchsci_neuro.inference import segment as _segment  # noqa: PLC0415
 
     return _segment(scan, task=task, device=device, model=model, **kwargs)
+
+
+def segment_study(inputs: Any, out_dir: Any = None, **kwargs: Any) -> Any:
+    """Segment a study (files, globs, a folder or a BIDS dataset) into BIDS derivatives, one volumes table and
+    an optional HTML report; see :func:`torchsci_neuro.study.segment_study`."""
+    from torchsci_neuro.study import segment_study as _segment_study  # noqa: PLC0415
+
+    return _segment_study(inputs, out_dir, **kwargs)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
 
+from torchsci.errors import ConfigError
 from torchsci.io import atomic_output, check_output
-from torchsci_neuro.inference import LABEL_NAMES, TASKS, label_volumes, segment
+from torchsci_neuro.inference import TASKS, label_volumes, segment
 from torchsci_neuro.io import Scan, load_scan
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
 
 def write_volumes(labels: nib.spatialimages.SpatialImage, task: str, path: str | Path,
                   inputs: Sequence[str | Path] = ()) -> Path:
@@ -35,54 +35,63 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
              path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
     """Overlay the labels on three orthogonal slices through the brain's centre and save a PNG.
 
-    Both images are shown in RAS order (sagittal, coronal, axial; left of the brain on the image's left
-    in coronal and axial views), so the picture reads the same whatever the file's orientation.
+    The picture of :func:`torchsci_neuro.report.qc_figure`: RAS order whatever the file's orientation,
+    L/R (and P/A) markers, a colour legend, and the scan file's name (not its folder) as the title.
+    Never written over one of ``inputs``.
     """
-    import matplotlib  # noqa: PLC0415
+    from torchsci_neuro.report import qc_figure  # noqa: PLC0415 (matplotlib loads here)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.colors import ListedColormap  # noqa: PLC0415
+    return qc_figure(scan, labels, task, check_output(path, inputs, suffixes=(".png",), what="QC image"))
 
-    image = load_scan(scan)
-    ornt = nib.orientations.io_orientation(image.affine)
-    data = nib.orientations.apply_orientation(image.data, ornt)
-    label_data = nib.orientations.apply_orientation(np.asarray(labels.dataobj).reshape(image.shape), ornt)
-    foreground = np.argwhere(label_data > 0)
-    centre = foreground.mean(axis=0).round().astype(int) if len(foreground) else np.array(data.shape) // 2
-    low, high = np.percentile(data, [0.5, 99.5])
-    colours = ListedColormap(["#00000000", "#1f77b4", "#ff7f0e", "#2ca02c"][: len(LABEL_NAMES[task])])
-    views = [("sagittal", data[centre[0]], label_data[centre[0]]),
-             ("coronal", data[:, centre[1]], label_data[:, centre[1]]),
-             ("axial", data[:, :, centre[2]], label_data[:, :, centre[2]])]
-    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4))
-    for ax, (title, slab, slab_labels) in zip(axes, views, strict=True):
-        ax.imshow(slab.T, cmap="gray", origin="lower", vmin=low, vmax=high)
-        overlay = np.ma.masked_equal(slab_labels.T, 0)
-        ax.imshow(overlay, cmap=colours, origin="lower", alpha=0.45, vmin=0, vmax=len(LABEL_NAMES[task]) - 1,
-                  interpolation="nearest")
-        ax.set_title(title)
-        ax.axis("off")
-    names = ", ".join(f"{i} {n}" for i, n in enumerate(LABEL_NAMES[task]) if i > 0)
-    figure.suptitle(f"{image.source}: {task} ({names})", fontsize=9)
-    figure.tight_layout()
+
+def _is_study(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a glob, a study option or an output folder: a study; else the one-file command."""
+    import glob  # noqa: PLC0415
+
+    inputs = args.scan
+    return (len(inputs) > 1 or Path(inputs[0]).is_dir() or glob.has_magic(inputs[0]) or args.jobs != 1
+            or bool(args.shard or args.report or args.participant_label or args.session_label)
+            or args.output is None or Path(args.output).is_dir() or args.output.endswith(("/", os.sep)))
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
     try:
-        with atomic_output(path, inputs, suffixes=(".png",), what="QC image") as tmp:
-            figure.savefig(tmp, dpi=100)
-    finally:
-        plt.close(figure)
-    return Path(path)
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text}: write it as i/n, e.g. 0/4 (SLURM: $SLURM_ARRAY_TASK_ID/4).") from None
+    return index, count
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from torchsci_neuro.study import segment_study  # noqa: PLC0415
+
+    if args.qc:
+        raise ConfigError("--qc is for one scan; a study writes every scan's QC figure under figures/ and "
+                          "--report report.html puts them in one page.")
+    result = segment_study(args.scan, args.output, task=args.task, model=args.model, device=args.device,
+                           jobs=args.jobs, shard_index=_parse_shard(args.shard) if args.shard else None,
+                           participant_label=args.participant_label, session_label=args.session_label,
+                           interval=args.interval, table=args.volumes, report=args.report, mirror=args.mirror,
+                           overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
+                           progress=not args.quiet)
+    written = ", ".join(str(p) for p in (result.table, result.report) if p is not None)
+    total = len(result.segmented) + len(result.skipped) + len(result.failed)
+    print(f"{len(result.segmented)} segmented, {len(result.skipped)} already done, {len(result.failed)} failed "
+          f"of {total}; wrote {written}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    inputs = [args.scan] + ([args.model] if args.model else [])
+    if _is_study(args):
+        return _cmd_study(args)
+    inputs = [args.scan[0]] + ([args.model] if args.model else [])
     # Every output is checked before the (long) segmentation, so a bad name costs seconds, not minutes.
     outputs = [(args.output, NIFTI_SUFFIXES, "labels")]
     outputs += [(args.volumes, (".csv",), "volumes")] if args.volumes else []
     outputs += [(args.qc, (".png",), "QC image")] if args.qc else []
     for path, suffixes, what in outputs:
         check_output(path, inputs, suffixes=suffixes, what=what)
-    scan = load_scan(args.scan)
+    scan = load_scan(args.scan[0])
     labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
                      overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
                      progress=not args.quiet)
@@ -102,8 +111,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("segment", help="segment a T1-weighted brain scan (NIfTI) into labels on its grid",
                               description="Brain mask or tissue labels (0 background, 1 CSF, 2 GM, 3 WM) "
                                           "on the input's own grid.")
-    p.add_argument("scan", help="input .nii or .nii.gz (3D, or 4D with one volume)")
-    p.add_argument("-o", "--output", required=True, help="output labels .nii.gz")
+    p.add_argument("scan", nargs="+",
+                   help="input .nii or .nii.gz (3D, or 4D with one volume); for a study: several files, "
+                        "quoted globs ('data/**/*.nii.gz'), a folder, or a BIDS dataset root")
+    p.add_argument("-o", "--output", default=None,
+                   help="output labels .nii.gz for one scan; the derivatives folder for a study (default for "
+                        "a BIDS dataset: ROOT/derivatives/torchsci)")
     p.add_argument("--task", choices=TASKS, default="tissue")
     p.add_argument("--model", default=None,
                    help="torchsci checkpoint (.ckpt) to use; default: the shipped weights")
@@ -117,4 +130,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="auto: bfloat16 where the hardware has it natively (about 1.8x faster); 32 for "
                         "labels that do not depend on the machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    study = p.add_argument_group("study", "several scans, a folder or a BIDS dataset in; BIDS derivatives, one "
+                                 "volumes table (--volumes, default OUT/volumes.tsv) and a QC report out; "
+                                 "exit code 1 if any scan failed")
+    study.add_argument("--jobs", type=int, default=1, help="scans at once, each with cores/jobs threads")
+    study.add_argument("--shard", default=None, metavar="I/N",
+                       help="only the I-th of N parts of the sorted scan list (0-based, for SLURM array jobs)")
+    study.add_argument("--participant-label", nargs="+", default=None, help="BIDS subjects to do (01 or sub-01)")
+    study.add_argument("--session-label", nargs="+", default=None, help="BIDS sessions to do")
+    study.add_argument("--interval", choices=("posterior", "mirror", "none"), default="posterior",
+                       help="each volume's interval: from the class posteriors, or from a left-right mirrored "
+                            "second run (2x slower)")
+    study.add_argument("--report", default=None, help="also write a self-contained HTML QC report here")
     p.set_defaults(func=_cmd_segment)
