@@ -16,6 +16,7 @@ import importlib
 import inspect
 import io
 import os
+import sys
 from typing import Any
 
 from docutils import nodes
@@ -148,28 +149,56 @@ def canonical_name(target: str, module: str | None) -> str | None:
 
 
 def resolve_alias(app, env, node, contnode):
-    """``missing-reference``: retry a Python reference at the name's canonical location."""
+    """``missing-reference``: retry a Python reference at the name's canonical location, then as a name
+    that is unique in the API (``RootSpec`` written in a module that does not import it)."""
     if node.get("refdomain") != "py":
         return None
-    name = canonical_name(node["reftarget"], node.get("py:module"))
-    if not name or name == node["reftarget"] or not name.startswith(OUR_PACKAGES):
-        return None
     domain = env.get_domain("py")
-    for role in (node["reftype"], "obj"):
-        found = domain.resolve_xref(env, node["refdoc"], app.builder, role, name, node, contnode)
-        if found is not None:
-            return found
+    name = canonical_name(node["reftarget"], node.get("py:module"))
+    if name and name != node["reftarget"] and name.startswith(OUR_PACKAGES):
+        for role in (node["reftype"], "obj"):
+            found = domain.resolve_xref(env, node["refdoc"], app.builder, role, name, node, contnode)
+            if found is not None:
+                return found
+    if not node.get("refspecific"):
+        node["refspecific"] = True  # the Python domain's own search by unique suffix
+        try:
+            return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node,
+                                       contnode)
+        finally:
+            node["refspecific"] = False
     return None
 
 
-def external_is_fine(app, domain, node):
-    """``warn-missing-reference``: a name defined outside the four packages has no inventory offline."""
+def unchecked(app, domain, node):
+    """``warn-missing-reference``: the references that cannot or need not resolve.
+
+    A name defined outside the four packages (torch, numpy, ...) has no inventory in this offline build;
+    a private or special name (``Trainer._evaluate``, ``__getitems__``) is deliberately not in the API
+    reference. Every other broken reference stays a warning, which ``-W`` makes an error.
+    """
     if getattr(domain, "name", None) != "py":
         return None
+    if any(part.startswith("_") for part in node["reftarget"].lstrip("~.").split(".")):
+        return True
     name = canonical_name(node["reftarget"], node.get("py:module"))
     if name and not name.startswith(OUR_PACKAGES):
         return True
     return None
+
+
+def _prefer_submodules(import_by_name: Any) -> Any:
+    """autosummary resolves ``torchsci.registry`` as the attribute ``registry`` of ``torchsci`` (the registry
+    instance, which shadows the submodule of that name); document the submodule."""
+
+    def wrapped(name: str, grouped_exception: bool = True) -> tuple[Any, Any, str]:
+        found = import_by_name(name, grouped_exception)
+        module = sys.modules.get(name)
+        if not inspect.ismodule(found[0]) and inspect.ismodule(module):
+            return module, None, name
+        return found
+
+    return wrapped
 
 
 def public_bases(app, name, obj, options, bases):
@@ -184,9 +213,12 @@ def public_bases(app, name, obj, options, bases):
 
 
 def setup(app):
+    from sphinx.ext import autosummary  # noqa: PLC0415
+
+    autosummary._import_by_name = _prefer_submodules(autosummary._import_by_name)
     app.add_directive("torchsci-cli", TorchsciCli)
     app.add_directive("torchsci-exports", TorchsciExports)
     app.connect("missing-reference", resolve_alias)
-    app.connect("warn-missing-reference", external_is_fine)
+    app.connect("warn-missing-reference", unchecked)
     app.connect("autodoc-process-bases", public_bases)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
