@@ -30,7 +30,7 @@ extensions = [
     "torchsci_docs",
 ]
 
-exclude_patterns = ["_build", "_ext", "conf.py", "tutorials/colab", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_ext", "conf.py", "check_site.py", "tutorials/colab", "**/.ipynb_checkpoints"]
 templates_path = ["_templates"]
 
 # --- API reference: autosummary writes one page per module into api/generated/ ------------------------------

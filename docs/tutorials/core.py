@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   language_info:
+#     name: python
 #   kernelspec:
 #     display_name: Python 3
 #     language: python

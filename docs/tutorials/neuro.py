@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   language_info:
+#     name: python
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,8 +70,12 @@ scan_path = template_path("t1")
 scan = nib.load(scan_path)
 print(f"{scan_path.name}: shape {scan.shape}, voxel size {scan.header.get_zooms()} mm, "
       f"orientation {''.join(nib.aff2axcodes(scan.affine))}")
+# The one call is `labels = torchsci_neuro.segment(scan_path, device="auto")`; asking for the class
+# probabilities as well (used in section 2) costs nothing extra.
+options = inspect.signature(torchsci_neuro.inference.segment).parameters
+flag = "probabilities" if "probabilities" in options else "return_probabilities"
 start = time.perf_counter()
-labels = torchsci_neuro.segment(scan_path, device="auto")
+labels, probabilities = torchsci_neuro.segment(scan_path, device="auto", **{flag: True})[:2]
 print(f"segmented in {time.perf_counter() - start:.1f} s; labels: shape {labels.shape}, "
       f"same grid as the scan: {np.allclose(labels.affine, scan.affine)}")
 nib.save(labels, WORK / "labels.nii.gz")  # open it over the scan in FSLeyes, ITK-SNAP, 3D Slicer, ...
@@ -87,15 +93,11 @@ from torchsci_neuro.commands import write_qc
 display(Image(filename=str(write_qc(scan_path, labels, "tissue", WORK / "qc.png"))))
 
 # %% [markdown]
-# How sure was the model? The class probabilities come back too on request. Voxels where the most
-# likely class has a probability well below 1 are where the labels are a guess: tissue borders are
-# expected; whole regions are a warning. (Versions of `torchsci_neuro` with a per-scan quality score
-# report it alongside.)
+# How sure was the model? Voxels where the most likely class has a probability well below 1 are where
+# the labels are a guess: tissue borders are expected; whole regions are a warning. (Versions of
+# `torchsci_neuro` with a per-scan quality score report it alongside.)
 
 # %%
-options = inspect.signature(torchsci_neuro.inference.segment).parameters
-flag = "probabilities" if "probabilities" in options else "return_probabilities"
-labels, probabilities = torchsci_neuro.segment(scan_path, device="auto", **{flag: True})[:2]
 confidence = probabilities.max(axis=0)
 inside = np.asarray(labels.dataobj) > 0
 print(f"inside the brain: median confidence {np.median(confidence[inside]):.3f}; "
@@ -118,7 +120,9 @@ plt.show()
 # ## 3. Tissue volumes
 #
 # Volumes come from voxel counts and the voxel size in the file's affine, in mL (`--volumes volumes.csv`
-# on the command line). The template is an average brain, so expect typical adult values.
+# on the command line). The template is a blurred average of many registered brains, not one person's
+# scan: read these numbers as a demonstration, and the model card for what the model over- and
+# under-calls.
 
 # %%
 from torchsci_neuro.inference import label_volumes

@@ -32,6 +32,7 @@ def test_every_tutorial_is_tested():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a whole notebook; on a loaded 2-core box the smoke run of one took 8 minutes
 @pytest.mark.parametrize("name", NAMES)
 def test_tutorial_runs_top_to_bottom(name, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHSCI_SMOKE", "1")
