@@ -16,6 +16,7 @@ import importlib
 import inspect
 import io
 import os
+import re
 import sys
 from typing import Any
 
@@ -140,17 +141,39 @@ def canonical_name(target: str, module: str | None) -> str | None:
         obj = _locate(candidate)
         if isinstance(obj, (staticmethod, classmethod)):
             obj = obj.__func__
-        if obj is None or not hasattr(obj, "__qualname__") or not hasattr(obj, "__module__"):
-            continue
         if inspect.ismodule(obj):
             return obj.__name__
+        if obj is None or not hasattr(obj, "__qualname__") or not hasattr(obj, "__module__"):
+            continue
         return f"{obj.__module__}.{obj.__qualname__}"
     return None
 
 
+UNCHECKED_CLASS = "xref-unchecked"  # rendered, on purpose, without a link (see unchecked_reference)
+
+
+def unchecked_reference(app, node) -> bool:
+    """Whether a Python reference cannot or need not resolve.
+
+    A name defined outside the four packages (torch, numpy, ...) has no inventory in this offline build
+    (``nitpick_ignore_regex`` in conf.py lists those packages); a private or special name
+    (``Trainer._evaluate``, ``__getitems__``) is deliberately not in the API reference. Every other broken
+    reference is a warning, which ``-W`` makes an error.
+    """
+    target = node["reftarget"].lstrip("~.")
+    if any(part.startswith("_") for part in target.split(".")):
+        return True
+    name = canonical_name(target, node.get("py:module"))
+    if name and not name.startswith(OUR_PACKAGES):
+        return True
+    kind = f"{node.get('refdomain')}:{node.get('reftype')}"
+    return any(re.fullmatch(k, kind) and re.fullmatch(t, target) for k, t in app.config.nitpick_ignore_regex)
+
+
 def resolve_alias(app, env, node, contnode):
     """``missing-reference``: retry a Python reference at the name's canonical location, then as a name
-    that is unique in the API (``RootSpec`` written in a module that does not import it)."""
+    that is unique in the API (``RootSpec`` written in a module that does not import it); an unchecked
+    reference comes back as its text, marked, so the browser check can tell it from a broken one."""
     if node.get("refdomain") != "py":
         return None
     domain = env.get_domain("py")
@@ -163,27 +186,15 @@ def resolve_alias(app, env, node, contnode):
     if not node.get("refspecific"):
         node["refspecific"] = True  # the Python domain's own search by unique suffix
         try:
-            return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node,
-                                       contnode)
+            found = domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node,
+                                        contnode)
         finally:
             node["refspecific"] = False
-    return None
-
-
-def unchecked(app, domain, node):
-    """``warn-missing-reference``: the references that cannot or need not resolve.
-
-    A name defined outside the four packages (torch, numpy, ...) has no inventory in this offline build;
-    a private or special name (``Trainer._evaluate``, ``__getitems__``) is deliberately not in the API
-    reference. Every other broken reference stays a warning, which ``-W`` makes an error.
-    """
-    if getattr(domain, "name", None) != "py":
-        return None
-    if any(part.startswith("_") for part in node["reftarget"].lstrip("~.").split(".")):
-        return True
-    name = canonical_name(node["reftarget"], node.get("py:module"))
-    if name and not name.startswith(OUR_PACKAGES):
-        return True
+        if found is not None:
+            return found
+    if unchecked_reference(app, node):
+        contnode["classes"].append(UNCHECKED_CLASS)
+        return contnode
     return None
 
 
@@ -219,6 +230,5 @@ def setup(app):
     app.add_directive("torchsci-cli", TorchsciCli)
     app.add_directive("torchsci-exports", TorchsciExports)
     app.connect("missing-reference", resolve_alias)
-    app.connect("warn-missing-reference", unchecked)
     app.connect("autodoc-process-bases", public_bases)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -59,7 +59,7 @@ WORK = Path(tempfile.mkdtemp(prefix="torchsci_chem_"))
 # ## 1. Predict with the shipped model
 #
 # `model="esol"` is an ensemble of five D-MPNNs (message-passing networks on the molecular graph) trained
-# on the ESOL set (Delaney 2004, 1,128 molecules); its card is in [Shipped models](../cards/chem). Give it
+# on the ESOL set (Delaney 2004, 1,128 molecules); its card is in [Shipped models](../cards/chem.md). Give it
 # SMILES; it gives logS in log10(mol/L). `return_std=True` adds the standard deviation across the five
 # members: where they disagree, trust the number less.
 
@@ -201,5 +201,5 @@ plt.show()
 # ## Where next
 #
 # - `torchsci train experiment=chem/esol_descriptors`: a D-MPNN that also sees RDKit descriptors, which
-#   generalised better to new chemistry in our tests (see [Benchmarks](../benchmarks)).
-# - [The core tutorial](core): exact resume, sweeps and export, for these models too.
+#   generalised better to new chemistry in our tests (see [Benchmarks](../benchmarks.md)).
+# - [The core tutorial](core.py): exact resume, sweeps and export, for these models too.

@@ -311,6 +311,6 @@ plt.show()
 # ## Where next
 #
 # - The field tutorials use this same Trainer with their own data, models and tasks:
-#   [neuro](neuro), [physics](physics), [chemistry](chem).
-# - `torchsci train --help` lists every experiment; [the CLI page](../cli) shows all commands.
+#   [neuro](neuro.py), [physics](physics.py), [chemistry](chem.py).
+# - `torchsci train --help` lists every experiment; [the CLI page](../cli.md) shows all commands.
 # - Multi-GPU: the same script under `torchrun --nproc_per_node 4 script.py` trains with DDP.

@@ -253,4 +253,4 @@ plt.show()
 # - The command line does the same for a folder of scans:
 #   `torchsci neuro segment sub-01_T1w.nii.gz -o labels.nii.gz --volumes volumes.csv --qc qc.png`.
 # - `task="brain_mask"` gives a brain mask instead of tissue labels.
-# - [The core tutorial](core): resuming a long training exactly, sweeps, and exporting the U-Net.
+# - [The core tutorial](core.py): resuming a long training exactly, sweeps, and exporting the U-Net.
