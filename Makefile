@@ -4,14 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench docs docs-check docs-ci notebooks clean browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch 2.13.0 first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[all,dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,14 +29,35 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks
+	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks docs
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks
+	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks docs
+
+# The documentation site: API reference, CLI pages, model cards, benchmarks and the executed tutorials.
+# -W: a warning fails the build; -n: so does a broken cross-reference. Tutorials are executed and cached
+# (an unchanged one is not run again); TORCHSCI_SMOKE=1 builds them on tiny data into docs/_build/smoke.
+DOCS_BUILD := docs/_build/$(if $(filter 1,$(TORCHSCI_SMOKE)),smoke,full)
+
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -W --keep-going -n -d $(DOCS_BUILD)/doctrees docs $(DOCS_BUILD)/html
+	@echo "site: $(DOCS_BUILD)/html/index.html"
+
+# A reader's check of the built site: headless Chromium opens the index, a tutorial and an API page.
+docs-check: $(STAMP)
+	TORCHSCI_DOCS_HTML=$(DOCS_BUILD)/html $(PY) -m pytest -q -p no:cacheprovider docs/check_site.py
+
+# What CI runs after `make test`: the site with the tutorials on tiny data, then the browser check.
+docs-ci:
+	$(MAKE) docs docs-check TORCHSCI_SMOKE=1
+
+# The Colab form of each tutorial (what the Colab badges open): docs/tutorials/colab/<name>.ipynb, no outputs.
+notebooks: $(STAMP)
+	for f in docs/tutorials/*.py; do $(PY) -m jupytext --to ipynb -o docs/tutorials/colab/$$(basename $$f .py).ipynb $$f; done
 
 bench: $(STAMP)
 	$(PY) benchmarks/core_trainer_overhead.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/api/generated

@@ -184,7 +184,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, seed: int, ep
                 pin_memory: bool = False) -> DataLoader:
     """A ``DataLoader`` for one epoch that uses no global random state.
 
-    Map-style training data is shuffled by :class:`ResumableSampler` and starts at ``start_batch``;
+    Map-style training data is shuffled by :class:`ResumableBatchSampler` and starts at ``start_batch``;
     evaluation data is read in order, sharded over ranks. ``IterableDataset`` s are passed through
     (their ``set_epoch`` is called when they have one); skipping their first batches on resume is the
     caller's job, since only reading them reaches that position. An iterable dataset with a

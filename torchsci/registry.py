@@ -214,6 +214,7 @@ class Registry:
         return self._lookup(self.tasks, "task", name)(**kwargs)
 
 
+#: The registry the suite uses; each plug-in registers into it from its ``register(registry)``.
 registry = Registry()
 
 

@@ -2,7 +2,7 @@
 
 Reading checks everything up front: a missing file or column, a non-numeric target, an unparsable
 SMILES is one :class:`torchsci.DataError` naming the file, the row and the column (or, with
-``on_invalid="skip"``, invalid molecules are dropped and listed in :attr:`MoleculeDataset.skipped`).
+``on_invalid="skip"``, invalid molecules are dropped and listed in ``MoleculeDataset.skipped``).
 Empty target cells and ``nan`` become NaN, which :class:`torchsci_chem.task.PropertyTask` masks out.
 """
 

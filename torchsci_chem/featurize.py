@@ -106,6 +106,7 @@ class _Invalid(Exception):
 
 
 _BLOCK = 2048
+#: The standardisation steps ``featurize(standardize=...)`` accepts.
 STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "neutralize")
 
 

@@ -63,7 +63,7 @@ class Scan:
 
     @property
     def voxel_volume_ml(self) -> float:
-        """Volume of one voxel in millilitres (|det| of the affine's 3x3 part, mm^3 / 1000)."""
+        """Volume of one voxel in millilitres (``|det|`` of the affine's 3x3 part, mm^3 / 1000)."""
         return abs(float(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
 
