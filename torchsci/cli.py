@@ -37,6 +37,11 @@ def _cmd_env(args: argparse.Namespace) -> int:
           f"MPS available: {torch.backends.mps.is_available()}")
     print(f"distributed: {env_info()}")
     print(f"CPU threads: {torch.get_num_threads()}")
+    torchsci.registry.load_plugins()
+    for plugin, dist in sorted(torchsci.registry.plugins.items()):
+        print(f"plug-in {plugin}: {dist}")
+    for plugin, why in sorted(torchsci.registry.unavailable.items()):
+        print(f"plug-in {plugin}: not available: {why}")
     return 0
 
 
@@ -128,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # answered before any plug-in is loaded
+        from torchsci import __version__  # noqa: PLC0415
+
+        print(__version__)
+        return 0
     if argv and argv[0] in HYDRA_COMMANDS and not _plain_export(argv):
         return run_hydra(argv[0], argv[1:])
     parser = build_parser()

@@ -39,6 +39,7 @@ def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: 
 
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
+    registry.require("nibabel", "scipy", "skimage", extra="neuro")  # absent, not fatal, without them
     # torch, nibabel and scipy only; scikit-image, matplotlib and nilearn load on first use.
     from torchsci_neuro import datasets, models  # noqa: PLC0415
     from torchsci_neuro.task import SegmentationTask  # noqa: PLC0415

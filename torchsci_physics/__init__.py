@@ -20,6 +20,7 @@ from typing import Any
 
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
+    registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them
     from torchsci_physics import datasets, models, predict, task  # noqa: PLC0415 (torch only at import time)
 
     models.register_models(registry)

@@ -1,0 +1,56 @@
+"""The plug-in contract (docs/plugins.md): a field whose libraries are missing is absent, never fatal."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import torchsci
+from torchsci.registry import Registry
+
+STORY = Path(__file__).parents[1] / "extras_story.py"
+
+
+FIELDS = ["core", "neuro", "physics", "chem"]
+
+
+@pytest.fixture(scope="module")
+def stories():
+    # All four at once: each is a fresh interpreter importing torch, mostly waiting on imports.
+    procs = {f: subprocess.Popen([sys.executable, str(STORY), f, "--hide"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for f in FIELDS}
+    yield procs
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_each_extra_alone_runs_its_story_and_the_others_are_absent(stories, field):
+    # The other fields' libraries are hidden from the import system, as in `pip install 'torchsci[<field>]'`.
+    out, err = stories[field].communicate(timeout=600)
+    assert stories[field].returncode == 0, out[-3000:] + err[-3000:]
+    assert f"story {field} ok" in out
+
+
+def test_a_plugin_failing_inside_register_leaves_nothing_behind(monkeypatch):
+    reg = Registry()
+
+    class EntryPoint:
+        name, value, dist = "halfway", "halfway:register", None
+
+        def load(self):
+            def register(registry):
+                registry.register_model("halfway/net")(lambda: None)
+                registry.register_configs("halfway.configs")
+                registry.require("no_such_field_library_xyz", extra="halfway")
+
+            return register
+
+    monkeypatch.setattr(sys.modules["torchsci.registry"], "entry_points", lambda group: [EntryPoint()])
+    reg.load_plugins()
+    assert "halfway/net" not in reg.models and "halfway.configs" not in reg.configs
+    assert reg.unavailable == {"halfway": "needs no_such_field_library_xyz, not installed "
+                                          "(pip install 'torchsci[halfway]')"}
+    assert "core/mlp" in torchsci.list_models()
