@@ -14,10 +14,12 @@ code (``logging.os.system`` and friends are refused).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,37 +30,57 @@ from torchsci.errors import ConfigError, RegistryError
 CONFIG_MODULE = "torchsci.configs"
 
 
-@dataclasses.dataclass
-class TrainerConfig:
-    """The :class:`~torchsci.Trainer` settings a config may set (see the Trainer for their meaning).
+#: Trainer arguments that a run sets at its top level instead (``seed``, ``run_dir`` of :class:`RunConfig`).
+RUN_LEVEL = ("seed", "run_dir")
 
-    ``optimizer`` and ``scheduler`` take a name (``"adamw"``, ``"cosine"``) or a mapping with an allowed
-    ``_target_`` (``{_target_: torch.optim.SGD, momentum: 0.9}``); ``callbacks`` a list of such mappings.
-    """
 
-    max_epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    num_workers: int = 0
-    drop_last: bool = False
-    optimizer: Any = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: Any = None
-    scheduler_interval: str = "step"
-    accumulate_grad_batches: int = 1
-    gradient_clip_norm: float | None = None
-    device: str = "auto"
-    precision: str = "32"
-    deterministic: bool = False
-    checkpoint_every_n_steps: int | None = None
-    keep_last_checkpoints: int | None = 2
-    log_every_n_steps: int = 50
-    tensorboard: bool = True
-    progress: bool | None = None
-    verbose: bool = True
-    callbacks: list[Any] = dataclasses.field(default_factory=list)
+def _config_type(hint: Any) -> Any:
+    """The closest type OmegaConf can check for a Trainer argument's annotation (``Any`` when none is)."""
+    plain = (int, float, bool, str)
+    if hint in plain:
+        return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1 and args[0] in plain:
+        return typing.Optional[args[0]]  # noqa: UP045 (OmegaConf reads typing.Optional on every Python)
+    if typing.get_origin(hint) in (list, tuple, Sequence, collections.abc.Sequence):
+        return list[Any]
+    return Any
+
+
+def _trainer_config() -> type:
+    """:class:`TrainerConfig`, derived from :class:`~torchsci.Trainer`'s signature: its one source."""
+    from torchsci.trainer import Trainer  # noqa: PLC0415
+
+    hints = typing.get_type_hints(Trainer.__init__)
+    fields = []
+    for name, param in inspect.signature(Trainer.__init__).parameters.items():
+        if name == "self" or name in RUN_LEVEL:
+            continue
+        kind = _config_type(hints[name])
+        if isinstance(param.default, (list, tuple, dict)):
+            default = dataclasses.field(default_factory=functools.partial(type(param.default) if isinstance(
+                param.default, dict) else list, param.default))
+        else:
+            default = dataclasses.field(default=param.default)
+        fields.append((name, kind, default))
+    cls = dataclasses.make_dataclass("TrainerConfig", fields)
+    cls.__module__ = __name__
+    return cls
+
+
+TrainerConfig = _trainer_config()
+TrainerConfig.__doc__ = """The :class:`~torchsci.Trainer` settings of a config: every Trainer argument but ``seed`` and
+``run_dir`` (set at the run's top level), with the Trainer's own defaults, derived from its signature.
+
+``optimizer`` and ``scheduler`` take a name (``"adamw"``, ``"cosine"``) or a mapping with an allowed
+``_target_`` (``{_target_: torch.optim.SGD, momentum: 0.9}``); ``callbacks`` a list of such mappings.
+
+Examples
+--------
+>>> from torchsci.config import TrainerConfig
+>>> TrainerConfig().max_epochs, TrainerConfig(compile=True).compile
+(10, True)
+"""
 
 
 @dataclasses.dataclass
