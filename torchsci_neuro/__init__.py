@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from torchsci.registry import forwards_to
 
+
+@forwards_to("torchsci_neuro.synth:SynthBrainDataset", "torchsci_neuro.synth:synthesize", exclude=("rng", "head"))
 def synth_brain(**kwargs: Any) -> Any:
     """``neuro/synth_brain``: a :class:`torchsci_neuro.synth.SynthBrainDataset` built with ``kwargs``."""
     from torchsci_neuro.synth import SynthBrainDataset  # noqa: PLC0415 (scipy and the template load on use)
@@ -20,6 +23,7 @@ def synth_brain(**kwargs: Any) -> Any:
     return SynthBrainDataset(**kwargs)
 
 
+@forwards_to("torchsci_neuro.synth:synthesize", exclude=("rng", "head"))
 def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: int = 20240,
                  shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0, **synth_kwargs: Any) -> Any:
     """``neuro/synth_tissue``: endless synthetic training scans and a fixed, seeded synthetic validation set.

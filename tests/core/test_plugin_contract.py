@@ -35,6 +35,7 @@ def test_each_extra_alone_runs_its_story_and_the_others_are_absent(stories, fiel
 
 
 def test_a_plugin_failing_inside_register_leaves_nothing_behind(monkeypatch):
+    torchsci.registry.load_plugins()  # the suite's registry, before entry points are replaced below
     reg = Registry()
 
     class EntryPoint:
@@ -53,4 +54,34 @@ def test_a_plugin_failing_inside_register_leaves_nothing_behind(monkeypatch):
     assert "halfway/net" not in reg.models and "halfway.configs" not in reg.configs
     assert reg.unavailable == {"halfway": "needs no_such_field_library_xyz, not installed "
                                           "(pip install 'torchsci[halfway]')"}
-    assert "core/mlp" in torchsci.list_models()
+
+
+def test_a_factory_hiding_its_arguments_is_refused_at_registration():
+    reg = Registry()
+    with pytest.raises(torchsci.RegistryError, match=r"takes \*\*kwargs.*forwards_to"):
+        reg.register_model("toy/opaque")(lambda **kwargs: None)
+    with pytest.raises(torchsci.RegistryError, match=r"dataset 'toy/opaque'"):
+        reg.register_dataset("toy/opaque")(lambda **kwargs: None)
+
+
+def test_a_misspelt_model_argument_is_one_config_error_naming_close_matches():
+    # chem/dmpnn used to be dmpnn(**kwargs): the typo passed validation and died later in a bare TypeError.
+    from torchsci.config import validate
+
+    with pytest.raises(torchsci.ConfigError, match="model.hiddn: unknown setting. Did you mean hidden"):
+        validate(torchsci.compose(["experiment=chem/esol", "model.hiddn=300"]))
+    with pytest.raises(torchsci.ConfigError, match="data.max_rotation: unknown setting. Did you mean max_rotation_deg"):
+        validate(torchsci.compose(["experiment=neuro/synth_tissue", "data.max_rotation=3"]))
+    validate(torchsci.compose(["experiment=chem/esol", "model.hidden=64", "model.dropout=0.1"]))
+
+
+def test_every_registered_factory_has_a_real_signature():
+    import inspect
+
+    torchsci.registry.load_plugins()
+    tables = {"model": {n: e.factory for n, e in torchsci.registry.models.items()},
+              "dataset": torchsci.registry.datasets, "task": torchsci.registry.tasks}
+    for kind, table in tables.items():
+        for name, factory in table.items():
+            params = inspect.signature(factory).parameters.values()
+            assert not any(p.kind is p.VAR_KEYWORD for p in params), f"{kind} {name}: {inspect.signature(factory)}"
