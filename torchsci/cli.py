@@ -63,20 +63,50 @@ def _overrides_only(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _with_override(argv: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``argv`` with ``extra`` overrides beside its own (Hydra's parser takes one run of overrides, not two)."""
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in _FLAGS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return [*argv[:i], *extra, *argv[i:]]
+    return [*argv, *extra]
+
+
+def _flag_value(argv: Sequence[str], *flags: str) -> str | None:
+    """The value of the last of ``flags`` in ``argv`` (``--config-dir DIR`` or ``--config-dir=DIR``)."""
+    value = None
+    for i, arg in enumerate(argv):
+        name, eq, given = arg.partition("=")
+        if name in flags:
+            value = given if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
+
+
 def run_hydra(command: str, argv: Sequence[str]) -> int:
     """``torchsci <command> <hydra args>``: compose the config from configs/ and run it (see torchsci.runner)."""
     import hydra  # noqa: PLC0415
 
-    from torchsci.config import CONFIG_MODULE, compose, normalise_overrides, register_schema  # noqa: PLC0415
+    from torchsci.config import (  # noqa: PLC0415
+        CONFIG_MODULE,
+        compose,
+        normalise_overrides,
+        register_schema,
+        with_search_path,
+    )
     from torchsci.errors import TorchsciError  # noqa: PLC0415
     from torchsci.runner import run  # noqa: PLC0415
 
     register_schema()
     argv = normalise_overrides(argv)
+    config_dir = _flag_value(argv, "--config-dir", "-cd")
     if not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion"} & set(argv):
         # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
         try:
-            compose(_overrides_only(argv))
+            compose(_overrides_only(argv), config_dir=config_dir)
         except TorchsciError as exc:
             print(f"torchsci {command}: error: {exc}", file=sys.stderr)
             return 2
@@ -91,7 +121,11 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
             sys.exit(2)
 
     saved = sys.argv
-    sys.argv = [f"torchsci-{command}", *argv]
+    # The plug-ins' config groups (Hydra adds --config-dir itself).
+    searched = with_search_path(argv)
+    if len(searched) > len(argv):  # appended: put it beside the other overrides
+        searched = _with_override(argv, searched[-1:])
+    sys.argv = [f"torchsci-{command}", *searched]
     try:
         task()
     finally:

@@ -19,8 +19,10 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import os
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -226,8 +228,44 @@ def instantiate(node: Any, where: str, partial: bool = False) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- composing
-def compose(overrides: Sequence[str] = (), config_name: str = "torchsci") -> Any:
+def search_path(config_dir: str | os.PathLike | None = None) -> list[str]:
+    """Where Hydra looks for config groups beyond the core's: ``config_dir`` (a user's own) and each plug-in's.
+
+    Plug-ins add theirs with ``registry.register_configs(package)`` (docs/plugins.md).
+
+    Examples
+    --------
+    >>> from torchsci.config import search_path
+    >>> "pkg://torchsci_chem.configs" in search_path()
+    True
+    """
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    registry.load_plugins()
+    own = [f"file://{Path(config_dir).resolve()}"] if config_dir else []
+    return own + [f"pkg://{package}" for package in registry.configs if package != CONFIG_MODULE]
+
+
+def with_search_path(overrides: Sequence[str], config_dir: str | os.PathLike | None = None) -> list[str]:
+    """``overrides`` plus the ``hydra.searchpath`` of :func:`search_path` (merged into one the caller gave)."""
+    paths = search_path(config_dir)
+    out, merged = [], False
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            given = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+            item, merged = f"{key}=[{','.join([*given, *paths])}]", True
+        out.append(item)
+    if not merged and paths:
+        out.append(f"hydra.searchpath=[{','.join(paths)}]")
+    return out
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "torchsci",
+            config_dir: str | os.PathLike | None = None) -> Any:
     """The config the ``torchsci`` command would run with these overrides, composed in Python.
+
+    ``config_dir`` adds a folder of the user's own groups and experiments, as ``--config-dir`` does.
 
     Examples
     --------
@@ -246,27 +284,42 @@ def compose(overrides: Sequence[str] = (), config_name: str = "torchsci") -> Any
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=normalise_overrides(overrides))
+            return hydra_compose(config_name=config_name,
+                                 overrides=with_search_path(normalise_overrides(overrides), config_dir))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(explain(exc)) from exc
+        raise ConfigError(explain(exc, config_dir)) from exc
 
 
-def config_options(group: str) -> list[str]:
-    """The options of a config group, e.g. ``config_options("experiment")`` -> ``["core/oscillator", ...]``."""
+def config_options(group: str, config_dir: str | os.PathLike | None = None) -> list[str]:
+    """The options of a config group over the core's, the plug-ins' and ``config_dir``'s groups.
+
+    Examples
+    --------
+    >>> from torchsci.config import config_options
+    >>> [name for name in config_options("experiment") if name.startswith(("core/", "chem/esol"))]
+    ['chem/esol', 'chem/esol_descriptors', 'core/oscillator']
+    """
     import importlib.resources  # noqa: PLC0415
 
-    root = importlib.resources.files(CONFIG_MODULE).joinpath(group)
-    found: list[str] = []
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    registry.load_plugins()
+    roots = [importlib.resources.files(package).joinpath(group) for package in dict.fromkeys([CONFIG_MODULE,
+                                                                                              *registry.configs])]
+    if config_dir:
+        roots.append(Path(config_dir) / group)
+    found: set[str] = set()
 
     def walk(node: Any, prefix: str) -> None:
         for child in node.iterdir():
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
             elif child.name.endswith(".yaml"):
-                found.append(prefix + child.name[: -len(".yaml")])
+                found.add(prefix + child.name[: -len(".yaml")])
 
-    if root.is_dir():
-        walk(root, "")
+    for root in roots:
+        if root.is_dir():
+            walk(root, "")
     return sorted(found)
 
 
@@ -277,7 +330,7 @@ def _clean(text: str) -> str:
     return " ".join(ln for ln in lines if ln)
 
 
-def explain(exc: BaseException) -> str:
+def explain(exc: BaseException, config_dir: str | os.PathLike | None = None) -> str:
     """A readable message for a Hydra/OmegaConf error, with close matches for unknown keys and options."""
     import re  # noqa: PLC0415
 
@@ -287,7 +340,7 @@ def explain(exc: BaseException) -> str:
     missing = re.search(r"Could not find '([^']+)'", message)
     if missing:
         group, _, option = missing.group(1).partition("/")
-        options = config_options(group)
+        options = config_options(group, config_dir)
         close = difflib.get_close_matches(option, options, n=3)
         message = f"{group}={option} does not exist." + (f" Did you mean {', '.join(close)}?" if close else "") \
             + f" Available: {', '.join(options) or 'none'}."

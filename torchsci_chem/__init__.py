@@ -28,3 +28,4 @@ def register(registry) -> None:
     datasets.register(registry)
     registry.register_task("chem/property")(PropertyTask)
     registry.register_command("chem", inference.add_commands)
+    registry.register_configs("torchsci_chem.configs")  # experiment/chem/... (docs/plugins.md)

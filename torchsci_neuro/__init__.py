@@ -28,7 +28,7 @@ def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: 
                  shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0, **synth_kwargs: Any) -> Any:
     """``neuro/synth_tissue``: endless synthetic training scans and a fixed, seeded synthetic validation set.
 
-    The data of the shipped tissue model's recipe (``configs/experiment/neuro/synth_tissue.yaml``).
+    The data of the shipped tissue model's recipe (``torchsci_neuro/configs/experiment/neuro/synth_tissue.yaml``).
     """
     from torchsci.data import DataSplits  # noqa: PLC0415
     from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset  # noqa: PLC0415
@@ -54,6 +54,7 @@ def register(registry: Any) -> None:
     registry.register_dataset("neuro/labelled_scans")(datasets.labelled_scans)
     registry.register_task("neuro/segmentation")(SegmentationTask)
     registry.register_command("neuro", _add_commands)
+    registry.register_configs("torchsci_neuro.configs")  # experiment/neuro/... (docs/plugins.md)
 
 
 def _add_commands(subparsers: Any) -> None:

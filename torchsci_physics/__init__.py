@@ -27,3 +27,4 @@ def register(registry: Any) -> None:
     datasets.register_datasets(registry)
     registry.register_task("physics/tagging")(task.TaggingTask)
     registry.register_command("physics", predict.add_commands)
+    registry.register_configs("torchsci_physics.configs")  # experiment/physics/... (docs/plugins.md)

@@ -85,3 +85,55 @@ def test_every_registered_factory_has_a_real_signature():
         for name, factory in table.items():
             params = inspect.signature(factory).parameters.values()
             assert not any(p.kind is p.VAR_KEYWORD for p in params), f"{kind} {name}: {inspect.signature(factory)}"
+
+
+TOY = Path(__file__).parents[1] / "toyfield" / "run_toy.py"
+
+
+def test_a_fourth_field_plugs_in_through_its_entry_point_alone(tmp_path):
+    # tests/toyfield/torchsci_toy: one model, one config group, one command; torchsci/ and configs/ unchanged.
+    commands = [["models", "toy/*"], ["toy", "hello", "lab"],
+                ["train", "experiment=toy/line", f"run_dir={tmp_path / 'run'}"],
+                ["train", "experiment=toy/line", "model.in_featres=3"]]
+    argv = [a for c in commands for a in [":::", *c]][1:]
+    done = subprocess.run([sys.executable, str(TOY), str(tmp_path / "site"), *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    chunks = done.stdout.split("== exit ")  # chunk k+1 starts with command k's exit code
+    codes = [int(chunk.split("\n", 1)[0]) for chunk in chunks[1:]]
+    outputs = [chunks[0], *(chunk.split("\n", 1)[1] for chunk in chunks[1:-1])]
+    errors = done.stderr.split("== exit")
+    assert codes == [0, 0, 0, 2], (codes, done.stderr[-3000:])
+    assert outputs[0].split() == ["toy/line"]
+    assert outputs[1].strip() == "hello from the toy field, lab"
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert "model.in_featres: unknown setting. Did you mean in_features" in errors[3]
+
+
+def test_plugin_experiments_come_from_the_plugin_packages():
+    from torchsci.config import config_options
+
+    configs = Path(__file__).parents[2] / "configs"
+    assert sorted(p.name for p in (configs / "experiment").iterdir()) == ["core"]
+    experiments = config_options("experiment")
+    assert {"core/oscillator", "neuro/segment", "physics/qg_tagging", "chem/esol"} <= set(experiments)
+    assert torchsci.compose(["experiment=neuro/segment"]).model.name == "neuro/unet3d"
+    with pytest.raises(torchsci.ConfigError, match="experiment=chem/esl does not exist. Did you mean chem/esol"):
+        torchsci.compose(["experiment=chem/esl"])
+
+
+def test_config_dir_adds_a_users_own_experiments_and_groups(tmp_path):
+    (tmp_path / "experiment" / "mine").mkdir(parents=True)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tiny.yaml").write_text("name: core/mlp\nhidden: [4]\n")
+    (tmp_path / "experiment" / "mine" / "toy.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: tiny\n  - override /data: oscillator\n"
+        "  - override /task: regression\nname: mine\n")
+    cfg = torchsci.compose(["experiment=mine/toy"], config_dir=tmp_path)
+    assert cfg.model.hidden == [4] and cfg.data.name == "core/oscillator"
+    with pytest.raises(torchsci.ConfigError, match="experiment=mine/tyo does not exist. Did you mean mine/toy"):
+        torchsci.compose(["experiment=mine/tyo"], config_dir=tmp_path)
+    job = subprocess.run([sys.executable, "-m", "torchsci.cli", "train", "--config-dir", str(tmp_path),
+                          "experiment=mine/toy", "--cfg", "job"], capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stderr
+    assert "name: mine" in job.stdout and "- 4" in job.stdout
