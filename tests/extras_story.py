@@ -81,8 +81,7 @@ def story_physics(tmp: Path) -> None:
     import uproot
 
     import torchsci
-    import torchsci_physics  # noqa: F401  (the plug-in's package imports without ROOT libraries)
-    from torchsci_physics.predict import predict_root
+    import torchsci_physics
 
     rng = np.random.default_rng(0)
     n = 400
@@ -96,9 +95,14 @@ def story_physics(tmp: Path) -> None:
         "physics/root", files=str(path), tree="events", features={"x1": "x1", "x2": "x2"}, label="y == 1",
         classes=["background", "signal"], splits={"train": "EventNumber % 2 == 0", "test": "EventNumber % 2 == 1"})
     model = torchsci.create_model("physics/mlp", **splits.model_kwargs)
-    out = predict_root(model, path, tmp / "scores.root", device="auto")
+    arrays = torchsci_physics.predict(model, path, device="auto", batch_size=128)  # the verb: arrays
+    assert arrays["score_signal"].shape == (n,)
+    out = torchsci_physics.predict_root(model, path, tmp / "scores.root")  # the same as a friend tree
     scores = uproot.open(out)["scores"].arrays(library="np")
-    assert len(scores["score_signal"]) == n
+    assert np.array_equal(scores["score_signal"], arrays["score_signal"])
+    from torchsci_physics.predict import write_friend_tree  # the module's names keep working
+
+    assert callable(write_friend_tree) and callable(torchsci_physics.predict)
 
 
 def story_chem(tmp: Path) -> None:
