@@ -19,12 +19,12 @@ from pathlib import Path
 # Top-level modules of each field's extra (pyproject.toml), as Python imports them.
 FIELD_LIBRARIES = {
     "neuro": {"nibabel", "skimage", "nilearn"},
-    "physics": {"uproot", "awkward", "vector", "skhep_testdata"},
+    "physics": {"uproot", "awkward", "vector"},
     "chem": {"rdkit"},
 }
 # Shared by more than one extra: hidden only when no installed extra brings them.
 SHARED = {"sklearn": {"physics", "chem"}, "matplotlib": {"neuro", "physics", "chem"},
-          "scipy": {"neuro", "physics", "chem"}}
+          "scipy": {"neuro", "physics", "chem"}, "skhep_testdata": set()}  # demo data: in no field's extra
 
 
 def hidden_for(field: str) -> set[str]:

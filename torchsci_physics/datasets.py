@@ -31,7 +31,13 @@ QG_ISSUE96: dict[str, Any] = {
 
 def issue96_path() -> str:
     """Path of ``uproot-issue96.root`` inside the scikit-hep-testdata 0.3.12 wheel (no download)."""
-    import skhep_testdata  # noqa: PLC0415
+    try:
+        import skhep_testdata  # noqa: PLC0415
+    except ImportError as exc:
+        from torchsci.errors import DataError  # noqa: PLC0415
+
+        raise DataError("physics/qg_issue96 reads uproot-issue96.root from scikit-hep-testdata, which is not "
+                        "installed: pip install 'torchsci[demo]' (or scikit-hep-testdata==0.3.12).") from exc
 
     return skhep_testdata.data_path("uproot-issue96.root")
 
