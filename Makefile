@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check torchsci torchsci_neuro torchsci_physics torchsci_chem tests examples benchmarks
 	$(PY) -m pytest -q
 
+# The inner loop: the suite without the tests marked slow (multi-process, long training); `make test` stays complete.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
 # Each extra alone, for real: a fresh venv per extra (no system site-packages) with torch, then the wheel with
 # that extra only, then that field's one-call story, `torchsci --version`, and the other fields reported absent.
 # About 3 min and 1-2 GB per venv; run before a release and whenever an extra or a plug-in's imports change.

@@ -26,6 +26,7 @@ def stories():
             proc.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("field", FIELDS)
 def test_each_extra_alone_runs_its_story_and_the_others_are_absent(stories, field):
     # The other fields' libraries are hidden from the import system, as in `pip install 'torchsci[<field>]'`.
@@ -90,6 +91,7 @@ def test_every_registered_factory_has_a_real_signature():
 TOY = Path(__file__).parents[1] / "toyfield" / "run_toy.py"
 
 
+@pytest.mark.slow
 def test_a_fourth_field_plugs_in_through_its_entry_point_alone(tmp_path):
     # tests/toyfield/torchsci_toy: one model, one config group, one command; torchsci/ and configs/ unchanged.
     commands = [["models", "toy/*"], ["toy", "hello", "lab"],
