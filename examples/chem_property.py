@@ -1,6 +1,6 @@
 """Lab script: train a D-MPNN on a CSV of SMILES and a measured property, test it, predict new molecules.
 
-The Python form of ``torchsci train experiment=chem/esol`` (configs/experiment/chem/esol.yaml):
+The Python form of ``torchsci train experiment=chem/esol`` (torchsci_chem/configs/experiment/chem/esol.yaml):
 
     OMP_NUM_THREADS=1 python examples/chem_property.py                         # ESOL, shipped
     OMP_NUM_THREADS=1 python examples/chem_property.py my.csv --smiles smiles --target logS

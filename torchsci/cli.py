@@ -39,6 +39,11 @@ def _cmd_env(args: argparse.Namespace) -> int:
           f"MPS available: {torch.backends.mps.is_available()}")
     print(f"distributed: {env_info()}")
     print(f"CPU threads: {torch.get_num_threads()}")
+    torchsci.registry.load_plugins()
+    for plugin, dist in sorted(torchsci.registry.plugins.items()):
+        print(f"plug-in {plugin}: {dist}")
+    for plugin, why in sorted(torchsci.registry.unavailable.items()):
+        print(f"plug-in {plugin}: not available: {why}")
     return 0
 
 
@@ -60,27 +65,57 @@ def _overrides_only(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _with_override(argv: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``argv`` with ``extra`` overrides beside its own (Hydra's parser takes one run of overrides, not two)."""
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in _FLAGS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return [*argv[:i], *extra, *argv[i:]]
+    return [*argv, *extra]
+
+
+def _flag_value(argv: Sequence[str], *flags: str) -> str | None:
+    """The value of the last of ``flags`` in ``argv`` (``--config-dir DIR`` or ``--config-dir=DIR``)."""
+    value = None
+    for i, arg in enumerate(argv):
+        name, eq, given = arg.partition("=")
+        if name in flags:
+            value = given if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
+
+
 def run_hydra(command: str, argv: Sequence[str]) -> int:
     """``torchsci <command> <hydra args>``: compose the config from configs/ and run it (see torchsci.runner)."""
     import hydra  # noqa: PLC0415
 
-    from torchsci.config import CONFIG_MODULE, compose, normalise_overrides, register_schema  # noqa: PLC0415
+    from torchsci.config import (  # noqa: PLC0415
+        CONFIG_MODULE,
+        compose,
+        normalise_overrides,
+        register_schema,
+        with_search_path,
+    )
     from torchsci.errors import TorchsciError  # noqa: PLC0415
     from torchsci.runner import run  # noqa: PLC0415
 
     register_schema()
     argv = normalise_overrides(argv)
+    config_dir = _flag_value(argv, "--config-dir", "-cd")
     try:
         _check_launcher(argv)
         own_config = bool(_OWN_CONFIG & set(argv))
         if not own_config and not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion",
                                    "--cfg", "-c", "--info", "-i"} & set(argv):
             # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
-            extra = _run_folder(command, compose(_overrides_only(argv)), argv)
+            extra = _run_folder(command, compose(_overrides_only(argv), config_dir=config_dir), argv)
             replaced = {a.split("=", 1)[0] for a in extra}
             argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
         elif not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv):
-            compose(_overrides_only(argv))
+            compose(_overrides_only(argv), config_dir=config_dir)
         elif not own_config and {"-m", "--multirun"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
             argv = [*argv, *_sweep_folder(argv)]
     except TorchsciError as exc:
@@ -98,15 +133,19 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
 
     from torchsci.hydra_guard import vet_command_line  # noqa: PLC0415
 
+    # The plug-ins' config groups (Hydra adds --config-dir itself).
+    searched = with_search_path(argv)
+    if len(searched) > len(argv):  # appended: put it beside the other overrides
+        searched = _with_override(argv, searched[-1:])
     try:
         # Hydra builds callbacks, launchers, sweepers and logging handlers from the config itself: vet the
-        # config it will compose (file, overrides, every sweep job) before it acts.
-        vet_command_line(argv, task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        # config it will compose (file, overrides, search path, every sweep job) before it acts.
+        vet_command_line(searched, task, f"pkg://{CONFIG_MODULE}", "torchsci")
     except TorchsciError as exc:
         print(f"torchsci {command}: error: {exc}", file=sys.stderr)
         return 2
     saved = sys.argv
-    sys.argv = [f"torchsci-{command}", *argv]
+    sys.argv = [f"torchsci-{command}", *searched]
     try:
         task()
     finally:
@@ -114,8 +153,9 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     return 0
 
 
-# A config of the user's own (a saved run's config.yaml): composed by Hydra itself; its folder is Hydra's.
-_OWN_CONFIG = {"--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp"}
+# A config of the user's own as the primary config (a replayed run folder): not composable from ours.
+# (--config-dir alone only adds the user's groups and experiments beside ours.)
+_OWN_CONFIG = {"--config-name", "-cn", "--config-path", "-cp"}
 
 
 def _check_launcher(argv: Sequence[str]) -> None:
@@ -218,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # answered before any plug-in is loaded
+        from torchsci import __version__  # noqa: PLC0415
+
+        print(__version__)
+        return 0
     if argv and argv[0] in HYDRA_COMMANDS and not _plain_export(argv):
         return run_hydra(argv[0], argv[1:])
     parser = build_parser()

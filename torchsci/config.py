@@ -14,11 +14,15 @@ code (``logging.os.system`` and friends are refused).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import functools
 import inspect
+import os
+import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,37 +33,57 @@ from torchsci.typecheck import check_arguments
 CONFIG_MODULE = "torchsci.configs"
 
 
-@dataclasses.dataclass
-class TrainerConfig:
-    """The :class:`~torchsci.Trainer` settings a config may set (see the Trainer for their meaning).
+#: Trainer arguments that a run sets at its top level instead (``seed``, ``run_dir`` of :class:`RunConfig`).
+RUN_LEVEL = ("seed", "run_dir")
 
-    ``optimizer`` and ``scheduler`` take a name (``"adamw"``, ``"cosine"``) or a mapping with an allowed
-    ``_target_`` (``{_target_: torch.optim.SGD, momentum: 0.9}``); ``callbacks`` a list of such mappings.
-    """
 
-    max_epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    num_workers: int = 0
-    drop_last: bool = False
-    optimizer: Any = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: Any = None
-    scheduler_interval: str = "step"
-    accumulate_grad_batches: int = 1
-    gradient_clip_norm: float | None = None
-    device: str = "auto"
-    precision: str = "32"
-    deterministic: bool = False
-    checkpoint_every_n_steps: int | None = None
-    keep_last_checkpoints: int | None = 2
-    log_every_n_steps: int = 50
-    tensorboard: bool = True
-    progress: bool | None = None
-    verbose: bool = True
-    callbacks: list[Any] = dataclasses.field(default_factory=list)
+def _config_type(hint: Any) -> Any:
+    """The closest type OmegaConf can check for a Trainer argument's annotation (``Any`` when none is)."""
+    plain = (int, float, bool, str)
+    if hint in plain:
+        return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1 and args[0] in plain:
+        return typing.Optional[args[0]]  # noqa: UP045 (OmegaConf reads typing.Optional on every Python)
+    if typing.get_origin(hint) in (list, tuple, Sequence, collections.abc.Sequence):
+        return list[Any]
+    return Any
+
+
+def _trainer_config() -> type:
+    """:class:`TrainerConfig`, derived from :class:`~torchsci.Trainer`'s signature: its one source."""
+    from torchsci.trainer import Trainer  # noqa: PLC0415
+
+    hints = typing.get_type_hints(Trainer.__init__)
+    fields = []
+    for name, param in inspect.signature(Trainer.__init__).parameters.items():
+        if name == "self" or name in RUN_LEVEL:
+            continue
+        kind = _config_type(hints[name])
+        if isinstance(param.default, (list, tuple, dict)):
+            default = dataclasses.field(default_factory=functools.partial(type(param.default) if isinstance(
+                param.default, dict) else list, param.default))
+        else:
+            default = dataclasses.field(default=param.default)
+        fields.append((name, kind, default))
+    cls = dataclasses.make_dataclass("TrainerConfig", fields)
+    cls.__module__ = __name__
+    return cls
+
+
+TrainerConfig = _trainer_config()
+TrainerConfig.__doc__ = """The :class:`~torchsci.Trainer` settings of a config: every Trainer argument but ``seed`` and
+``run_dir`` (set at the run's top level), with the Trainer's own defaults, derived from its signature.
+
+``optimizer`` and ``scheduler`` take a name (``"adamw"``, ``"cosine"``) or a mapping with an allowed
+``_target_`` (``{_target_: torch.optim.SGD, momentum: 0.9}``); ``callbacks`` a list of such mappings.
+
+Examples
+--------
+>>> from torchsci.config import TrainerConfig
+>>> TrainerConfig().max_epochs, TrainerConfig(compile=True).compile
+(10, True)
+"""
 
 
 @dataclasses.dataclass
@@ -206,8 +230,44 @@ def instantiate(node: Any, where: str, partial: bool = False) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- composing
-def compose(overrides: Sequence[str] = (), config_name: str = "torchsci") -> Any:
+def search_path(config_dir: str | os.PathLike | None = None) -> list[str]:
+    """Where Hydra looks for config groups beyond the core's: ``config_dir`` (a user's own) and each plug-in's.
+
+    Plug-ins add theirs with ``registry.register_configs(package)`` (docs/plugins.md).
+
+    Examples
+    --------
+    >>> from torchsci.config import search_path
+    >>> "pkg://torchsci_chem.configs" in search_path()
+    True
+    """
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    registry.load_plugins()
+    own = [f"file://{Path(config_dir).resolve()}"] if config_dir else []
+    return own + [f"pkg://{package}" for package in registry.configs if package != CONFIG_MODULE]
+
+
+def with_search_path(overrides: Sequence[str], config_dir: str | os.PathLike | None = None) -> list[str]:
+    """``overrides`` plus the ``hydra.searchpath`` of :func:`search_path` (merged into one the caller gave)."""
+    paths = search_path(config_dir)
+    out, merged = [], False
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            given = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+            item, merged = f"{key}=[{','.join([*given, *paths])}]", True
+        out.append(item)
+    if not merged and paths:
+        out.append(f"hydra.searchpath=[{','.join(paths)}]")
+    return out
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "torchsci",
+            config_dir: str | os.PathLike | None = None) -> Any:
     """The config the ``torchsci`` command would run with these overrides, composed in Python.
+
+    ``config_dir`` adds a folder of the user's own groups and experiments, as ``--config-dir`` does.
 
     Examples
     --------
@@ -226,27 +286,42 @@ def compose(overrides: Sequence[str] = (), config_name: str = "torchsci") -> Any
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=normalise_overrides(overrides))
+            return hydra_compose(config_name=config_name,
+                                 overrides=with_search_path(normalise_overrides(overrides), config_dir))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(explain(exc)) from exc
+        raise ConfigError(explain(exc, config_dir)) from exc
 
 
-def config_options(group: str) -> list[str]:
-    """The options of a config group, e.g. ``config_options("experiment")`` -> ``["core/oscillator", ...]``."""
+def config_options(group: str, config_dir: str | os.PathLike | None = None) -> list[str]:
+    """The options of a config group over the core's, the plug-ins' and ``config_dir``'s groups.
+
+    Examples
+    --------
+    >>> from torchsci.config import config_options
+    >>> [name for name in config_options("experiment") if name.startswith(("core/", "chem/esol"))]
+    ['chem/esol', 'chem/esol_descriptors', 'core/oscillator']
+    """
     import importlib.resources  # noqa: PLC0415
 
-    root = importlib.resources.files(CONFIG_MODULE).joinpath(group)
-    found: list[str] = []
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    registry.load_plugins()
+    roots = [importlib.resources.files(package).joinpath(group) for package in dict.fromkeys([CONFIG_MODULE,
+                                                                                              *registry.configs])]
+    if config_dir:
+        roots.append(Path(config_dir) / group)
+    found: set[str] = set()
 
     def walk(node: Any, prefix: str) -> None:
         for child in node.iterdir():
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
             elif child.name.endswith(".yaml"):
-                found.append(prefix + child.name[: -len(".yaml")])
+                found.add(prefix + child.name[: -len(".yaml")])
 
-    if root.is_dir():
-        walk(root, "")
+    for root in roots:
+        if root.is_dir():
+            walk(root, "")
     return sorted(found)
 
 
@@ -257,7 +332,7 @@ def _clean(text: str) -> str:
     return " ".join(ln for ln in lines if ln)
 
 
-def explain(exc: BaseException) -> str:
+def explain(exc: BaseException, config_dir: str | os.PathLike | None = None) -> str:
     """A readable message for a Hydra/OmegaConf error, with close matches for unknown keys and options."""
     import re  # noqa: PLC0415
 
@@ -267,7 +342,7 @@ def explain(exc: BaseException) -> str:
     missing = re.search(r"Could not find '([^']+)'", message)
     if missing:
         group, _, option = missing.group(1).partition("/")
-        options = config_options(group)
+        options = config_options(group, config_dir)
         close = difflib.get_close_matches(option, options, n=3)
         message = f"{group}={option} does not exist." + (f" Did you mean {', '.join(close)}?" if close else "") \
             + f" Available: {', '.join(options) or 'none'}."

@@ -22,7 +22,7 @@ before Hydra runs, anything outside this policy (default deny):
   working directory; no path separators but ``${hydra.runtime.output_dir}/``);
   no filters, no ``()`` factories, no other classes.
 - ``hydra.job.env_set`` / ``env_copy``: thread counts and device visibility only.
-- ``hydra.searchpath``: ``file://`` folders and torchsci's own ``pkg://`` config packages.
+- ``hydra.searchpath``: ``file://`` folders and the ``pkg://`` config packages of torchsci and its plug-ins.
 - ``--experimental-rerun`` (it unpickles a file): refused.
 - every other ``_target_`` of the config: one of :func:`torchsci.config.allowed_targets`.
 """
@@ -168,10 +168,15 @@ def _environment(job: dict[str, Any], where: str) -> None:
 
 
 def _searchpath(paths: Any, where: str) -> None:
+    from torchsci.registry import registry  # noqa: PLC0415
+
+    # The config packages of torchsci and of the plug-ins that registered theirs (registry.register_configs).
+    own = {"pkg://torchsci.configs", *(f"pkg://{package}" for package in registry.configs)}
     for i, path in enumerate(paths or []):
-        if not isinstance(path, str) or not (path.startswith("file://") or re.fullmatch(r"pkg://torchsci\w*(\.\w+)*", path)):
-            raise _refuse(where, f"hydra.searchpath[{i}]", f"{path!r}: only file:// folders and pkg://torchsci... "
-                                                           "config packages")
+        if not isinstance(path, str) or not (path.startswith("file://") or path in own
+                                             or re.fullmatch(r"pkg://torchsci\w*(\.\w+)*", path)):
+            raise _refuse(where, f"hydra.searchpath[{i}]", f"{path!r}: only file:// folders and the config "
+                                                           "packages of torchsci and its plug-ins")
 
 
 def vet_config(cfg: Any, where: str = "config") -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import hashlib
 import importlib.resources
+import importlib.util
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +26,76 @@ import torch
 from torch import nn
 
 from torchsci.errors import PretrainedWeightsError, RegistryError
+
+CORE_CONFIGS = "torchsci.configs"  # the core's own config groups (configs/ in the repository)
+
+
+class _Forwarding:
+    """A factory whose ``**kwargs`` are declared to be ``targets``' arguments (see :func:`forwards_to`)."""
+
+    def __init__(self, factory: Callable[..., Any], targets: tuple[Any, ...], exclude: tuple[str, ...]) -> None:
+        functools.update_wrapper(self, factory)
+        self._targets, self._exclude, self._signature = targets, exclude, None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        # Computed on first use, so registering a plug-in imports none of its targets' libraries.
+        if self._signature is None:
+            own = [p for p in inspect.signature(self.__wrapped__).parameters.values() if p.kind is not p.VAR_KEYWORD]
+            names = {p.name for p in own} | set(self._exclude)
+            for target in self._targets:
+                if isinstance(target, str):
+                    module, _, attr = target.partition(":")
+                    target = getattr(importlib.import_module(module), attr)
+                for p in inspect.signature(target).parameters.values():
+                    if p.name not in names and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                        own.append(p.replace(kind=p.KEYWORD_ONLY))
+                        names.add(p.name)
+            self._signature = inspect.signature(self.__wrapped__).replace(parameters=own)
+        return self._signature
+
+
+def forwards_to(*targets: Callable[..., Any] | str, exclude: tuple[str, ...] = ()) -> Callable:
+    """Declare that a factory's ``**kwargs`` are ``targets``' arguments, making them its real signature.
+
+    The registry accepts only factories whose signature names every argument, because config validation
+    reads it (``model.hiddn=300`` is one error naming ``hidden``); a thin factory over a class declares
+    what its ``**kwargs`` are instead of repeating them. A target may be ``"module:Name"``, imported only
+    when the signature is first read; ``exclude`` names arguments the factory sets itself.
+
+    Examples
+    --------
+    >>> import inspect
+    >>> from torchsci.registry import forwards_to
+    >>> class Net:
+    ...     def __init__(self, width: int = 8, depth: int = 2) -> None: ...
+    >>> @forwards_to(Net)
+    ... def net(seed: int = 0, **kwargs):
+    ...     return Net(**kwargs)
+    >>> str(inspect.signature(net))
+    '(seed: int = 0, *, width: int = 8, depth: int = 2)'
+    """
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        return _Forwarding(factory, targets, exclude)
+
+    return decorator
+
+
+def _typed(factory: Callable[..., Any], kind: str, name: str) -> None:
+    if isinstance(factory, _Forwarding):
+        return  # declared; its signature is read when a config is checked
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return  # builtins without a signature cannot hide arguments behind **kwargs either
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        raise RegistryError(f"{kind} '{name}': its factory {factory.__module__}.{factory.__qualname__} takes **kwargs, "
+                            "so a config cannot be checked against it; give it real arguments or declare what "
+                            "they are with @torchsci.registry.forwards_to(Target).")
 
 
 @dataclass(frozen=True)
@@ -82,6 +155,8 @@ class Registry:
         self.datasets: dict[str, Callable[..., Any]] = {}
         self.tasks: dict[str, Callable[..., Any]] = {}
         self.commands: dict[str, Callable[[Any], None]] = {}
+        self.configs: list[str] = []  # packages of Hydra config groups, the core's first (see register_configs)
+        self.plugins: dict[str, str] = {}  # loaded plug-ins: entry-point name -> the distribution that provides it
         self.unavailable: dict[str, str] = {}  # plug-ins whose field libraries are not installed, with why
         self._plugins_loaded = False
 
@@ -99,6 +174,7 @@ class Registry:
         """
 
         def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+            _typed(factory, "model", name)
             if name in self.models and self.models[name].factory is not factory:
                 raise RegistryError(f"model '{name}' is registered twice ({factory.__module__}).")
             self.models[name] = ModelEntry(name, factory, example_inputs, dict(pretrained or {}),
@@ -111,6 +187,7 @@ class Registry:
         """Decorator registering a dataset factory under ``name``."""
 
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            _typed(factory, "dataset", name)
             self.datasets[name] = factory
             return factory
 
@@ -120,6 +197,7 @@ class Registry:
         """Decorator registering a task class or factory under ``name`` (``"chem/property"``)."""
 
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            _typed(factory, "task", name)
             self.tasks[name] = factory
             return factory
 
@@ -133,21 +211,70 @@ class Registry:
         """
         self.commands[field] = add_parser
 
+    def register_configs(self, package: str) -> None:
+        """Put the Hydra config groups in ``package`` (``"torchsci_neuro.configs"``) on every run's search path.
+
+        The package holds group folders (``experiment/neuro/segment.yaml``, ``model/...``) beside the
+        core's, so ``experiment=neuro/segment`` resolves without the core knowing the field.
+        """
+        if package not in self.configs:
+            self.configs.append(package)
+
+    @staticmethod
+    def require(*modules: str, extra: str | None = None) -> None:
+        """Raise ``ImportError`` unless every top-level module in ``modules`` is installed (none is imported).
+
+        A plug-in's ``register`` calls this first, so a missing field library makes the plug-in absent
+        with a message saying what to install, instead of failing later on first use.
+
+        Examples
+        --------
+        >>> from torchsci.registry import Registry
+        >>> Registry.require("numpy")
+        >>> Registry.require("no_such_library_xyz", extra="genomics")
+        Traceback (most recent call last):
+        ...
+        ImportError: needs no_such_library_xyz, not installed (pip install 'torchsci[genomics]')
+        """
+        def installed(module: str) -> bool:
+            try:
+                return importlib.util.find_spec(module) is not None
+            except ImportError:  # a finder that refuses the name (as the suite's library-hiding test does)
+                return False
+
+        missing = [m for m in modules if not installed(m)]
+        if missing:
+            how = f" (pip install 'torchsci[{extra}]')" if extra else ""
+            raise ImportError(f"needs {', '.join(missing)}, not installed{how}")
+
+    def _tables(self) -> tuple[dict, ...]:
+        return self.models, self.datasets, self.tasks, self.commands
+
     def load_plugins(self) -> None:
-        """Import every installed plug-in once (entry-point group ``torchsci.plugins``)."""
+        """Import every installed plug-in once (entry-point group ``torchsci.plugins``).
+
+        A plug-in whose entry point or ``register`` raises ``ImportError`` (its field libraries are not
+        installed) is absent: whatever it registered before failing is removed, and
+        :attr:`unavailable` records why, for ``torchsci models`` and ``torchsci env``.
+        """
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         import torchsci.models  # noqa: F401,PLC0415 (the core's own models)
 
+        self.register_configs(CORE_CONFIGS)
         for ep in entry_points(group="torchsci.plugins"):
+            before = [dict(table) for table in self._tables()], list(self.configs)
             try:
-                register = ep.load()
+                ep.load()(self)
             except ImportError as exc:
-                # A plug-in whose field libraries are not installed is simply absent.
+                for table, saved in zip(self._tables(), before[0], strict=True):
+                    table.clear()
+                    table.update(saved)
+                self.configs[:] = before[1]
                 self.unavailable[ep.name] = str(exc)
                 continue
-            register(self)
+            self.plugins[ep.name] = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ep.value
 
     # -- reading
     def model_entry(self, name: str) -> ModelEntry:

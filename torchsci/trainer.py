@@ -367,6 +367,11 @@ class Trainer:
 
         ``resume`` is a checkpoint path, or ``"last"`` for this run folder's latest checkpoint (a fresh
         start when there is none yet, so one command both starts and resumes a run).
+
+        Exact resume needs the global generators: ``fit`` seeds Python's, numpy's and torch's from the
+        Trainer's ``seed`` (:func:`torchsci.seed_everything`) and leaves them as training left them. A
+        script that draws its own random numbers after ``fit`` and must not depend on training saves them
+        first: ``state = torchsci.seed.capture_rng()``, then ``torchsci.seed.restore_rng(state)``.
         """
         self._setup()
         self._task_mode = task.monitor_mode

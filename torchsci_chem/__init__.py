@@ -20,8 +20,7 @@ def predict(*args: Any, **kwargs: Any) -> Any:
 
 def register(registry) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
-    import rdkit  # noqa: F401,PLC0415 (an ImportError here marks the plug-in unavailable, as the registry expects)
-
+    registry.require("rdkit", "sklearn", extra="chem")  # absent, not fatal, without them (docs/plugins.md)
     from torchsci_chem import datasets, inference, models  # noqa: PLC0415
     from torchsci_chem.task import PropertyTask  # noqa: PLC0415
 
@@ -29,3 +28,4 @@ def register(registry) -> None:
     datasets.register(registry)
     registry.register_task("chem/property")(PropertyTask)
     registry.register_command("chem", inference.add_commands)
+    registry.register_configs("torchsci_chem.configs")  # experiment/chem/... (docs/plugins.md)

@@ -15,13 +15,14 @@ Each model carries the target standardisation of its training data as buffers (`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from torchsci.errors import ConfigError
 from torchsci.models import MLP
-from torchsci.registry import PretrainedWeights
+from torchsci.registry import PretrainedWeights, forwards_to
 from torchsci_chem.featurize import ATOM_FEATURES, BOND_FEATURES
 
 
@@ -249,16 +250,19 @@ def register(registry) -> None:
         fingerprint_mlp)
 
 
-def dmpnn(**kwargs) -> DMPNN:
-    """``chem/dmpnn``: :class:`DMPNN` (chemprop's D-MPNN)."""
+@forwards_to(DMPNN)
+def dmpnn(**kwargs: Any) -> DMPNN:
+    """``chem/dmpnn``: :class:`DMPNN` (chemprop's D-MPNN); takes its arguments."""
     return DMPNN(**kwargs)
 
 
-def dmpnn_ensemble(members: int = 3, **kwargs) -> DMPNNEnsemble:
-    """``chem/dmpnn_ensemble``: :class:`DMPNNEnsemble`, the mean of ``members`` D-MPNNs."""
+@forwards_to(DMPNN)
+def dmpnn_ensemble(members: int = 3, **kwargs: Any) -> DMPNNEnsemble:
+    """``chem/dmpnn_ensemble``: :class:`DMPNNEnsemble`, the mean of ``members`` D-MPNNs with :class:`DMPNN`'s arguments."""
     return DMPNNEnsemble(members, **kwargs)
 
 
-def fingerprint_mlp(**kwargs) -> FingerprintMLP:
-    """``chem/fingerprint_mlp``: :class:`FingerprintMLP` on fingerprints or descriptors."""
+@forwards_to(FingerprintMLP)
+def fingerprint_mlp(**kwargs: Any) -> FingerprintMLP:
+    """``chem/fingerprint_mlp``: :class:`FingerprintMLP` on fingerprints or descriptors; takes its arguments."""
     return FingerprintMLP(**kwargs)

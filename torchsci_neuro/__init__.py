@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from torchsci.registry import forwards_to
 
+
+@forwards_to("torchsci_neuro.synth:SynthBrainDataset", "torchsci_neuro.synth:synthesize", exclude=("rng", "head"))
 def synth_brain(**kwargs: Any) -> Any:
     """``neuro/synth_brain``: a :class:`torchsci_neuro.synth.SynthBrainDataset` built with ``kwargs``."""
     from torchsci_neuro.synth import SynthBrainDataset  # noqa: PLC0415 (scipy and the template load on use)
@@ -22,11 +25,12 @@ def synth_brain(**kwargs: Any) -> Any:
     return SynthBrainDataset(**kwargs)
 
 
+@forwards_to("torchsci_neuro.synth:synthesize", exclude=("rng", "head"))
 def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: int = 20240,
                  shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0, **synth_kwargs: Any) -> Any:
     """``neuro/synth_tissue``: endless synthetic training scans and a fixed, seeded synthetic validation set.
 
-    The data of the shipped tissue model's recipe (``configs/experiment/neuro/synth_tissue.yaml``).
+    The data of the shipped tissue model's recipe (``torchsci_neuro/configs/experiment/neuro/synth_tissue.yaml``).
     """
     from torchsci.data import DataSplits  # noqa: PLC0415
     from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset  # noqa: PLC0415
@@ -41,6 +45,7 @@ def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: 
 
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
+    registry.require("nibabel", "scipy", "skimage", extra="neuro")  # absent, not fatal, without them
     # torch, nibabel and scipy only; scikit-image, matplotlib and nilearn load on first use.
     from torchsci_neuro import datasets, models  # noqa: PLC0415
     from torchsci_neuro.task import SegmentationTask  # noqa: PLC0415
@@ -51,6 +56,7 @@ def register(registry: Any) -> None:
     registry.register_dataset("neuro/labelled_scans")(datasets.labelled_scans)
     registry.register_task("neuro/segmentation")(SegmentationTask)
     registry.register_command("neuro", _add_commands)
+    registry.register_configs("torchsci_neuro.configs")  # experiment/neuro/... (docs/plugins.md)
 
 
 def _add_commands(subparsers: Any) -> None:

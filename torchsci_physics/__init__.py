@@ -18,11 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 
+def __getattr__(name: str) -> Any:
+    # The verbs: torchsci_physics.predict(model, files) (arrays; the module of the same name is callable) and
+    # torchsci_physics.predict_root(model, files, output) (a friend tree), imported on first use.
+    if name in ("predict", "predict_root"):
+        import torchsci_physics.predict as module  # noqa: PLC0415
+
+        return module if name == "predict" else module.predict_root
+    raise AttributeError(f"module 'torchsci_physics' has no attribute {name!r}")
+
+
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
+    registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them
     from torchsci_physics import datasets, models, predict, task  # noqa: PLC0415 (torch only at import time)
 
     models.register_models(registry)
     datasets.register_datasets(registry)
     registry.register_task("physics/tagging")(task.TaggingTask)
     registry.register_command("physics", predict.add_commands)
+    registry.register_configs("torchsci_physics.configs")  # experiment/physics/... (docs/plugins.md)

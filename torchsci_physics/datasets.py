@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torchsci.registry import forwards_to
+
 #: The ParticleNet paper's constituent features, relative to the jet axis (computed by the reader).
 RELATIVE_FEATURES: dict[str, str] = {name: name for name in ("deta", "dphi", "log_pt", "log_energy", "log_pt_frac",
                                                              "log_energy_frac", "dR")}
@@ -29,11 +31,18 @@ QG_ISSUE96: dict[str, Any] = {
 
 def issue96_path() -> str:
     """Path of ``uproot-issue96.root`` inside the scikit-hep-testdata 0.3.12 wheel (no download)."""
-    import skhep_testdata  # noqa: PLC0415
+    try:
+        import skhep_testdata  # noqa: PLC0415
+    except ImportError as exc:
+        from torchsci.errors import DataError  # noqa: PLC0415
+
+        raise DataError("physics/qg_issue96 reads uproot-issue96.root from scikit-hep-testdata, which is not "
+                        "installed: pip install 'torchsci[demo]' (or scikit-hep-testdata==0.3.12).") from exc
 
     return skhep_testdata.data_path("uproot-issue96.root")
 
 
+@forwards_to("torchsci_physics.data:RootSpec")
 def root_dataset(*, streaming: bool = False, buffer_size: int = 50_000, seed: int = 0, **spec: Any) -> Any:
     """``physics/root``: train/val/test from ROOT files; ``spec`` are :class:`~torchsci_physics.data.RootSpec` fields."""
     from torchsci_physics.data import make_splits  # noqa: PLC0415
@@ -41,6 +50,7 @@ def root_dataset(*, streaming: bool = False, buffer_size: int = 50_000, seed: in
     return make_splits(spec, streaming=streaming, buffer_size=buffer_size, seed=seed)
 
 
+@forwards_to(root_dataset)
 def qg_issue96(**overrides: Any) -> Any:
     """``physics/qg_issue96``: quark (ID 1-5) vs gluon (21) jets of scikit-hep-testdata's issue96 file.
 

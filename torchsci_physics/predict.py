@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,15 +53,25 @@ def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray
     return Path(path)
 
 
-def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | os.PathLike, *,
-                 observers: Sequence[str] = (), tree_name: str = "scores", batch_size: int = 1024,
-                 device: str = "cpu", selection: bool = True) -> Path:
-    """Run ``model`` on every entry of ``input_path`` and write scores plus ``observers`` to ``output``.
+def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[str] = (), batch_size: int = 1024,
+            device: str = "auto", progress: bool = False, selection: bool = True) -> dict[str, np.ndarray]:
+    """Score every entry of the ROOT file ``files`` with ``model``: arrays, one value per entry.
 
     ``model`` must carry the ``input_spec`` it was trained with (models built from a dataset's
     ``model_kwargs`` do, and :func:`torchsci.load_model` restores it), so the same features,
-    particles and standardisation are applied. ``selection=False`` does not evaluate the training
-    selection (for files that lack the branches it reads, such as truth labels).
+    particles and standardisation are applied. Scores are ``{obj}_score_{class}`` (``-1`` where an entry
+    has no such object), ``{obj}_selected`` says whether an example passed the training selection
+    (``selection=False`` does not evaluate it, for files that lack the branches it reads, such as truth
+    labels), and ``observers`` are input branches or expressions copied alongside.
+    :func:`predict_root` writes the same arrays as a friend tree.
+
+    Examples
+    --------
+    >>> import torchsci, torchsci_physics  # doctest: +SKIP
+    >>> model = torchsci.load_model("run/checkpoints/best.ckpt")  # doctest: +SKIP
+    >>> scores = torchsci_physics.predict(model, "events.root")  # doctest: +SKIP
+    >>> scores["jet1_score_gluon"].shape  # doctest: +SKIP
+    (13607,)
     """
     from torchsci import Trainer  # noqa: PLC0415
     from torchsci_physics import reading  # noqa: PLC0415
@@ -73,6 +85,7 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
                           "model_kwargs, so it is unknown how to read the ROOT file. Build it with "
                           "create_model(name, **splits.model_kwargs).")
     spec_kwargs = {**spec_kwargs, "selection": spec_kwargs.get("selection") if selection else None}
+    input_path = files
     spec = RootSpec(files=str(input_path), **spec_kwargs)
     tree = reading.open_tree(str(input_path), spec.tree)
     if spec.selection:
@@ -86,7 +99,7 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
     arrays = RootDataset.read(spec, with_targets=False, apply_selection=False)
     data = RootDataset(spec, arrays=arrays)
     trainer = Trainer(device=device, eval_batch_size=batch_size, batch_size=batch_size, verbose=False,
-                      tensorboard=False, progress=False, run_dir=tempfile.gettempdir())
+                      tensorboard=False, progress=progress, run_dir=tempfile.gettempdir())
     scores = trainer.predict(model, TaggingTask(), data).numpy()
     n = tree.num_entries
     branches: dict[str, np.ndarray] = {}
@@ -110,6 +123,18 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
                                               f"observer {name!r}", str(input_path), n, np.float64)
             if np.all(branches[name] == np.round(branches[name])):
                 branches[name] = branches[name].astype(np.int64)
+    return branches
+
+
+def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | os.PathLike, *,
+                 observers: Sequence[str] = (), tree_name: str = "scores", batch_size: int = 1024,
+                 device: str = "auto", progress: bool = False, selection: bool = True) -> Path:
+    """Run ``model`` on every entry of ``input_path`` and write :func:`predict`'s arrays to ``output``.
+
+    The output is a TTree ``tree_name``, entry-aligned with the input, to read as a friend tree.
+    """
+    branches = predict(model, input_path, observers=observers, batch_size=batch_size, device=device,
+                       progress=progress, selection=selection)
     return write_friend_tree(output, branches, tree_name, inputs=[input_path])
 
 
@@ -138,5 +163,15 @@ def add_commands(subparsers: Any) -> None:
                    help="do not evaluate the training selection (for files without the branches it reads, e.g. "
                         "truth labels); no <obj>_selected branch is written")
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_predict)
+
+
+class _CallableModule(types.ModuleType):
+    """``torchsci_physics.predict(model, files)`` is the verb; ``predict_root`` and friends live beside it."""
+
+    def __call__(self, model: nn.Module, files: str | os.PathLike, **kwargs: Any) -> dict[str, np.ndarray]:
+        return predict(model, files, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

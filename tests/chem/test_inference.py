@@ -80,7 +80,7 @@ def test_cli_train_then_predict_with_the_checkpoint(tmp_path):
 def test_experiment_config_names_registered_parts():
     import yaml  # hydra's dependency
 
-    cfg = yaml.safe_load((Path(__file__).parents[2] / "configs/experiment/chem/esol.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "torchsci_chem/configs/experiment/chem/esol.yaml").read_text())
     data = registry.create_dataset(cfg["data"].pop("name"), **cfg["data"])
     model = torchsci.create_model(cfg["model"].pop("name"), **{**data.model_kwargs, **cfg["model"]})
     task = registry.create_task(cfg["task"].pop("name"), **cfg["task"])
