@@ -78,7 +78,6 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
     from torchsci_physics.task import TaggingTask  # noqa: PLC0415
 
-    check_output(output, [input_path], suffixes=(".root",), what="friend tree")  # before minutes of scoring
     spec_kwargs = getattr(model, "input_spec", None)
     if not spec_kwargs:
         raise ConfigError(f"{type(model).__name__} has no input_spec: it was not built from a physics dataset's "
@@ -133,6 +132,7 @@ def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | 
 
     The output is a TTree ``tree_name``, entry-aligned with the input, to read as a friend tree.
     """
+    check_output(output, [input_path], suffixes=(".root",), what="friend tree")  # before minutes of scoring
     branches = predict(model, input_path, observers=observers, batch_size=batch_size, device=device,
                        progress=progress, selection=selection)
     return write_friend_tree(output, branches, tree_name, inputs=[input_path])
