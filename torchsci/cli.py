@@ -97,7 +97,6 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
         compose,
         normalise_overrides,
         register_schema,
-        with_search_path,
     )
     from torchsci.errors import TorchsciError  # noqa: PLC0415
     from torchsci.runner import run  # noqa: PLC0415
@@ -105,19 +104,19 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     register_schema()
     argv = normalise_overrides(argv)
     config_dir = _flag_value(argv, "--config-dir", "-cd")
+    own_config = bool(_OWN_CONFIG & set(argv))
+    single = not own_config and not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion",
+                                     "--cfg", "-c", "--info", "-i"} & set(argv)
+    sweep = (not own_config and bool({"-m", "--multirun"} & set(argv))
+             and not {"--help", "-h", "--hydra-help"} & set(argv))
+    cfg = None
     try:
         _check_launcher(argv)
-        own_config = bool(_OWN_CONFIG & set(argv))
-        if not own_config and not {"-m", "--multirun", "--help", "-h", "--hydra-help", "-sc", "--shell-completion",
-                                   "--cfg", "-c", "--info", "-i"} & set(argv):
+        if single or (not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv)):
             # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
-            extra = _run_folder(command, compose(_overrides_only(argv), config_dir=config_dir), argv)
-            replaced = {a.split("=", 1)[0] for a in extra}
-            argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
-        elif not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv):
-            compose(_overrides_only(argv), config_dir=config_dir)
-        elif not own_config and {"-m", "--multirun"} & set(argv) and not {"--help", "-h", "--hydra-help"} & set(argv):
-            argv = [*argv, *_sweep_folder(argv)]
+            cfg = compose(_overrides_only(argv), config_dir=config_dir)
+        if single:
+            _check_run(cfg)
     except TorchsciError as exc:
         print(f"torchsci {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -133,17 +132,21 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
 
     from torchsci.hydra_guard import vet_command_line  # noqa: PLC0415
 
-    # The plug-ins' config groups (Hydra adds --config-dir itself).
-    searched = with_search_path(argv)
-    if len(searched) > len(argv):  # appended: put it beside the other overrides
-        searched = _with_override(argv, searched[-1:])
     try:
         # Hydra builds callbacks, launchers, sweepers and logging handlers from the config itself: vet the
-        # config it will compose (file, overrides, search path, every sweep job) before it acts.
-        vet_command_line(searched, task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        # config it will compose (file, overrides, search path, every sweep job) before it acts, and before
+        # any run folder is made.
+        vet_command_line(_searched(argv), task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        if single:
+            extra = _run_folder(command, cfg, argv)
+            replaced = {a.split("=", 1)[0] for a in extra}
+            argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra
+        elif sweep:
+            argv = [*argv, *_sweep_folder(argv)]
     except TorchsciError as exc:
         print(f"torchsci {command}: error: {exc}", file=sys.stderr)
         return 2
+    searched = _searched(argv)
     saved = sys.argv
     sys.argv = [f"torchsci-{command}", *searched]
     try:
@@ -181,15 +184,30 @@ def _quote(value: object) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _searched(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the plug-ins' config groups on Hydra's search path (Hydra adds --config-dir itself)."""
+    from torchsci.config import with_search_path  # noqa: PLC0415
+
+    searched = with_search_path(argv)
+    if len(searched) > len(argv):  # appended: put it beside the other overrides
+        searched = _with_override(argv, searched[-1:])
+    return searched
+
+
+def _check_run(cfg: object) -> None:
+    """Check a run's values before any folder is made, so a refused command leaves no empty run folder."""
+    from torchsci.config import validate  # noqa: PLC0415
+    from torchsci.runner import build_trainer  # noqa: PLC0415
+
+    validate(cfg)
+    build_trainer(cfg, Path(os.devnull))
+
+
 def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
     """Overrides that put this run in its own folder: a new unique one, or the interrupted run it resumes."""
     from torchsci.checkpoint import load_state  # noqa: PLC0415
-    from torchsci.config import validate  # noqa: PLC0415
-    from torchsci.runner import build_trainer, find_resume, new_run_dir  # noqa: PLC0415
+    from torchsci.runner import find_resume, new_run_dir  # noqa: PLC0415
 
-    # Values are checked before a folder is made, so a refused command leaves no empty run folder behind.
-    validate(cfg)
-    build_trainer(cfg, Path(os.devnull))
     if any(a.lstrip("+~").startswith("hydra.run.dir=") for a in argv):
         return []
     # Hydra keeps its own records (.hydra/) out of a folder the user named or a run being resumed.
@@ -218,7 +236,7 @@ def _sweep_folder(argv: Sequence[str]) -> list[str]:
         return []
     sweeps = ("range(", "choice(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
     fixed = [a for a in _overrides_only(argv) if "," not in a.partition("=")[2] and not a.partition("=")[2].startswith(sweeps)]
-    name = str(compose(fixed).name)
+    name = str(compose(fixed, config_dir=_flag_value(argv, "--config-dir", "-cd")).name)
     stamp = datetime.datetime.now()
     folder = make_run_dir(Path("multirun") / stamp.strftime("%Y-%m-%d"), f"{stamp.strftime('%H-%M-%S')}_{name}")
     return [f"hydra.sweep.dir={_quote(folder)}"]
