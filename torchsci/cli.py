@@ -109,17 +109,6 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
                                      "--cfg", "-c", "--info", "-i"} & set(argv)
     sweep = (not own_config and bool({"-m", "--multirun"} & set(argv))
              and not {"--help", "-h", "--hydra-help"} & set(argv))
-    cfg = None
-    try:
-        _check_launcher(argv)
-        if single or (not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv)):
-            # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
-            cfg = compose(_overrides_only(argv), config_dir=config_dir)
-        if single:
-            _check_run(cfg)
-    except TorchsciError as exc:
-        print(f"torchsci {command}: error: {exc}", file=sys.stderr)
-        return 2
 
     @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="torchsci")
     def task(cfg) -> None:
@@ -134,10 +123,17 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
 
     try:
         # Hydra builds callbacks, launchers, sweepers and logging handlers from the config itself: vet the
-        # config it will compose (file, overrides, search path, every sweep job) before it acts, and before
-        # any run folder is made.
-        vet_command_line(_searched(argv), task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        # config it will compose (file, overrides, search path, every sweep job) before anything else reads
+        # it, and before any run folder is made. A replayed config file is vetted as it is (its own
+        # hydra.searchpath included); otherwise with the plug-ins' config groups on the search path.
+        vet_command_line(argv if own_config else _searched(argv), task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        _check_launcher(argv)
+        cfg = None
+        if single or (not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv)):
+            # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
+            cfg = compose(_overrides_only(argv), config_dir=config_dir)
         if single:
+            _check_run(cfg)
             extra = _run_folder(command, cfg, argv)
             replaced = {a.split("=", 1)[0] for a in extra}
             argv = [a for a in argv if a.split("=", 1)[0].lstrip("+~") not in replaced] + extra

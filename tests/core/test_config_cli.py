@@ -95,7 +95,7 @@ def test_allowed_targets_build(tmp_path):
 @pytest.fixture
 def exploding_data():
     """A dataset that fails loudly if it is ever built: config errors must be caught before data loads."""
-    def explode(**kwargs):
+    def explode(train_size: int = 8000, val_size: int = 1000, test_size: int = 1000, seed: int = 0):
         raise AssertionError("data was loaded before the config was checked")
 
     registry.register_dataset("test/explode")(explode)

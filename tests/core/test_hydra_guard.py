@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 import torchsci
 from torchsci.cli import main
-from torchsci.config import CONFIG_MODULE, register_schema
+from torchsci.config import CONFIG_MODULE, register_schema, with_search_path
 
 SMOKE = ["experiment=core/oscillator", "trainer=smoke", "trainer.tensorboard=false", "trainer.verbose=false",
          "data.train_size=64", "data.val_size=16", "data.test_size=16"]
@@ -188,5 +188,6 @@ def test_allowed_hydra_settings_still_compose(workdir, capsys):
                  ["-m", *SMOKE, "hydra/launcher=slurm", "trainer.lr=1e-3,1e-2"],
                  ["-m", *SMOKE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.lr=1e-3,1e-2"],
                  ["-m", "experiment=core/oscillator,physics/qg_tagging", "trainer=smoke"]):
-        vet_command_line(argv, task, f"pkg://{CONFIG_MODULE}", "torchsci")
+        # as the torchsci command does: the plug-ins' config groups on the search path
+        vet_command_line(with_search_path(argv), task, f"pkg://{CONFIG_MODULE}", "torchsci")
     assert not list(Path(workdir).iterdir())
