@@ -304,8 +304,8 @@ def check(expression: str) -> ast.Expression:
     >>> try:
     ...     check("().__class__")
     ... except ExpressionError as exc:
-    ...     print(str(exc).split(".")[0])
-    expression '().__class__' at '()': tuple is not part of the expression language
+    ...     print(str(exc)[:60])
+    expression '().__class__': attribute '__class__' starts with
     """
     if not isinstance(expression, str):
         raise ExpressionError(f"expression {expression!r} must be a string, got {type(expression).__name__}.")
