@@ -85,7 +85,9 @@ for (name, smiles), value, std in zip(molecules.items(), logS, spread, strict=Tr
 # it offers and says so when it does not.
 
 # %%
-parameters = inspect.signature(torchsci_chem.inference.predict).parameters
+from torchsci_chem import inference  # predict()'s module, to see what this version offers
+
+parameters = inspect.signature(inference.predict).parameters
 if "interval" in parameters:
     result = torchsci_chem.predict(list(molecules.values()), model="esol", interval=0.9)
     print(result)

@@ -72,7 +72,9 @@ print(f"{scan_path.name}: shape {scan.shape}, voxel size {scan.header.get_zooms(
       f"orientation {''.join(nib.aff2axcodes(scan.affine))}")
 # The one call is `labels = torchsci_neuro.segment(scan_path, device="auto")`; asking for the class
 # probabilities as well (used in section 2) costs nothing extra.
-options = inspect.signature(torchsci_neuro.inference.segment).parameters
+from torchsci_neuro import inference  # segment()'s module, to see what this version offers
+
+options = inspect.signature(inference.segment).parameters
 flag = "probabilities" if "probabilities" in options else "return_probabilities"
 start = time.perf_counter()
 labels, probabilities = torchsci_neuro.segment(scan_path, device="auto", **{flag: True})[:2]
