@@ -56,7 +56,7 @@ def bids_root(tmp_path_factory) -> Path:
 
 # A study runs several interpreters (CLI, workers, Chromium): on a 2-core box shared with other jobs they
 # took up to 10x their quiet time, so the slow tests get a wider pytest timeout than the suite's 600 s.
-SLOW = (pytest.mark.slow, pytest.mark.timeout(1800))
+SLOW_TIMEOUT_S = 1800
 
 
 def _cli(*args: str, cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -70,8 +70,8 @@ def _table(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
-@SLOW[0]
-@SLOW[1]
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_bids_dataset_in_derivatives_table_and_report_out(bids_root, trained_checkpoint, tmp_path):
     done = _cli(str(bids_root), "--model", str(trained_checkpoint), "--jobs", "2", "--report", "report.html",
                 cwd=tmp_path)
@@ -192,8 +192,8 @@ def flat_folder(tmp_path) -> Path:
     return folder
 
 
-@SLOW[0]
-@SLOW[1]
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_kill_and_rerun_skips_what_was_done_and_isolates_a_broken_scan(flat_folder, trained_checkpoint, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "torchsci.cli", "neuro", "segment", str(flat_folder), "-o", str(out),
@@ -236,8 +236,8 @@ def test_kill_and_rerun_skips_what_was_done_and_isolates_a_broken_scan(flat_fold
     assert [r["scan"] for r in _table(out / "volumes.tsv")] == ["anat", "lps", "mni4"]
 
 
-@SLOW[0]
-@SLOW[1]
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_mirror_intervals_and_a_csv_table_from_python(flat_folder, trained_checkpoint, tmp_path):
     result = segment_study([str(flat_folder / "anat.nii.gz"), str(flat_folder / "m*.nii.gz")], tmp_path / "out",
                            model=trained_checkpoint, interval="mirror", table=tmp_path / "volumes.csv", progress=False)
