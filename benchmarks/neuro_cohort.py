@@ -19,7 +19,7 @@ is recorded before and after each tool: on a shared machine it changes the figur
 
 Command (2 CPU cores)::
 
-    nice -n 10 .venv/bin/python benchmarks/neuro_cohort.py --scans 20 \\
+    .venv/bin/python benchmarks/neuro_cohort.py --scans 20 --work-dir /tmp/neuro-cohort \\
         --deepbet /root/bench-venvs/monai/bin/deepbet-cli --json runs/neuro_cohort.json
 """
 
