@@ -19,7 +19,7 @@ is recorded before and after each tool: on a shared machine it changes the figur
 
 Command (2 CPU cores)::
 
-    nice -n 10 .venv/bin/python benchmarks/neuro_cohort.py --scans 20 \\
+    .venv/bin/python benchmarks/neuro_cohort.py --scans 20 --work-dir /tmp/neuro-cohort \\
         --deepbet /root/bench-venvs/monai/bin/deepbet-cli --json runs/neuro_cohort.json
 """
 
@@ -130,6 +130,7 @@ def main() -> int:
     parser.add_argument("--deepbet", default=None, help="path of deepbet-cli (in its own venv); skipped if absent")
     parser.add_argument("--work-dir", default=None, help="default: a temporary folder")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--tools", default="study,loop,deepbet", help="which of study,loop,deepbet to run, in order")
     args = parser.parse_args()
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="neuro-cohort-"))
@@ -145,6 +146,8 @@ def main() -> int:
     if args.deepbet and Path(args.deepbet).is_file():
         commands["deepbet folder"] = (f"mkdir -p {work}/deepbet/brain {work}/deepbet/mask && {shlex.quote(args.deepbet)} "
                                       f"-i {work}/scans -o {work}/deepbet/brain -m {work}/deepbet/mask --no_gpu")
+    wanted = {"study": "torchsci study", "loop": "torchsci loop", "deepbet": "deepbet folder"}
+    commands = {wanted[t]: commands[wanted[t]] for t in args.tools.split(",") if wanted[t] in commands}
     results = {}
     for name, command in commands.items():
         result = timed(command, env)
@@ -161,8 +164,9 @@ def main() -> int:
     for name, r in results.items():
         print(f"| {name} | {r['wall_s']} | {r['scans_per_min']} | {r['peak_rss_mib']} | {outputs[name]}/{len(scans)} "
               f"| {r['load_before']} -> {r['load_after']} |")
-    loop = results["torchsci loop"]["wall_s"]
-    print(f"\nstudy speed-up over the loop: {loop / results['torchsci study']['wall_s']:.2f}x")
+    if "torchsci loop" in results and "torchsci study" in results:
+        loop = results["torchsci loop"]["wall_s"]
+        print(f"\nstudy speed-up over the loop: {loop / results['torchsci study']['wall_s']:.2f}x")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"scans": len(scans), "results": results, "outputs": outputs}, indent=2))
