@@ -69,6 +69,17 @@ class Collection:
     numbered
         Gather flat numbered branches (``j1_pt, j2_pt, ...``): component and feature names contain
         ``{i}``, which runs from 1 to ``numbered``; ``valid`` (default ``"pt > 0"``) says which are real.
+    objects
+        Gather flat branches named per object (``pt_lead_jet, pt_sub_jet, ...``): ``{i}`` runs over these
+        names (``objects=["lead_jet", "sub_jet"]``), in this order; ``valid`` as for ``numbered``.
+
+    Examples
+    --------
+    >>> from torchsci_physics.data import Collection
+    >>> jets = Collection(p4={"pt": "pt_{i}", "eta": "eta_{i}", "phi": "phi_{i}", "mass": "m_{i}"},
+    ...                   objects=["lead_jet", "sub_jet"], max_particles=2, features=["log_pt", "eta"])
+    >>> jets.members()
+    ['lead_jet', 'sub_jet']
     """
 
     p4: str | dict[str, str]
@@ -79,6 +90,31 @@ class Collection:
     sort_by: str | None = "pt"
     numbered: int | None = None
     valid: str | None = None
+    objects: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.numbered is not None and self.objects is not None:
+            raise ConfigError(f"particles p4={self.p4!r}: give numbered= (j{{i}} for i = 1..n) or objects= (named "
+                              "branches such as pt_{i} for i in the names), not both.")
+        if self.objects is not None:
+            if isinstance(self.objects, str) or not self.objects or not all(isinstance(o, str) for o in self.objects):
+                raise ConfigError(f"particles objects={self.objects!r} must be a non-empty list of names (e.g. "
+                                  "['lead_jet', 'sub_jet']) that {i} in the branch names runs over.")
+            self.objects = list(self.objects)
+        if self.members() is not None:
+            comps = self.p4.values() if isinstance(self.p4, Mapping) else [self.p4]
+            if not isinstance(self.p4, Mapping) or not any("{i}" in v for v in comps):
+                raise ConfigError(f"particles p4={self.p4!r}: with numbered= or objects= the four-momentum is a "
+                                  "mapping of components whose branch names hold {i}, e.g. {'pt': 'pt_{i}', 'eta': "
+                                  "'eta_{i}', 'phi': 'phi_{i}', 'mass': 'm_{i}'}.")
+
+    def members(self) -> list[str] | None:
+        """What ``{i}`` runs over: ``1 .. numbered`` or the ``objects`` names; ``None`` for a jagged collection."""
+        if self.objects is not None:
+            return list(self.objects)
+        if self.numbered:
+            return [str(i) for i in range(1, self.numbered + 1)]
+        return None
 
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
@@ -92,9 +128,11 @@ class RootSpec:
     ----------
     files
         Glob patterns, or ``{class name: patterns}`` when the label is the file (or tree) an event
-        came from; a value may be ``{"files": patterns, "tree": name}`` for a per-class tree.
+        came from; a value may be ``{"files": patterns, "tree": name}`` for a per-class tree (``tree``
+        may be a list of trees), or a list of such groups: one class from several trees or file groups,
+        ``{"background": [{"files": "a.root", "tree": "bkg_a"}, {"files": "b/*.root", "tree": "bkg_b"}]}``.
     tree
-        TTree or RNTuple name.
+        TTree or RNTuple name (the default for groups that name none).
     objects
         Per-object examples: every ``{obj}`` in an expression is replaced by each name in turn, so
         ``objects=["jet1", "jet2"]`` makes two rows per event.
@@ -139,6 +177,10 @@ class RootSpec:
                 if not self.particles:
                     raise ConfigError("particles={} names no collection; give one (p4=..., max_particles=...) or "
                                       "several as {name: {p4: ..., ...}}.")
+        if not isinstance(self.tree, str):
+            raise ConfigError(f"tree={self.tree!r} must be one tree name; for several trees give each class its "
+                              "groups: files={'background': [{'files': ..., 'tree': 'bkg_a'}, {'files': ..., "
+                              "'tree': 'bkg_b'}]}.")
         if isinstance(self.files, Mapping):
             if self.label is not None:
                 raise ConfigError("files= is a {class: files} mapping, so the label is the file's class; drop label=.")
@@ -162,12 +204,7 @@ class RootSpec:
     def sources(self) -> list[tuple[str, str, int | None]]:
         """``(path, tree, class index or None)`` for every file."""
         if isinstance(self.files, Mapping):
-            out = []
-            for k, value in enumerate(self.files.values()):
-                tree = value.get("tree", self.tree) if isinstance(value, Mapping) else self.tree
-                patterns = value["files"] if isinstance(value, Mapping) else value
-                out += [(p, tree, k) for p in reading.expand_files(patterns)]
-            return out
+            return [s for k, (name, value) in enumerate(self.files.items()) for s in _class_sources(name, value, self.tree, k)]
         return [(p, self.tree, None) for p in reading.expand_files(self.files)]
 
     def input_spec(self) -> dict[str, Any]:
@@ -177,6 +214,26 @@ class RootSpec:
                      dataclasses.asdict(self.particles) if self.particles is not None else None)
         return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
                 "classes": list(self.classes), "selection": self.selection}
+
+
+def _class_sources(name: str, value: Any, default_tree: str, label: int) -> list[tuple[str, str, int]]:
+    """The (path, tree, label) of one class: patterns, a ``{files, tree}`` group, or a list of groups/patterns."""
+    groups = value if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value) else [value]
+    out = []
+    for group in groups:
+        if isinstance(group, Mapping):
+            unknown = set(group) - {"files", "tree"}
+            if "files" not in group or unknown:
+                raise ConfigError(f"files[{name!r}]: a file group is {{'files': patterns, 'tree': name}}; got keys "
+                                  f"{sorted(group)}.")
+            patterns, trees = group["files"], group.get("tree", default_tree)
+        else:
+            patterns, trees = group, default_tree
+        trees = [trees] if isinstance(trees, str) else trees
+        if not isinstance(trees, (list, tuple)) or not trees or not all(isinstance(t, str) for t in trees):
+            raise ConfigError(f"files[{name!r}]: tree={trees!r} must be a tree name or a list of tree names.")
+        out += [(p, t, label) for p in reading.expand_files(patterns) for t in trees]
+    return out
 
 
 def _collection(name: Any, c: Any) -> Collection:
@@ -214,12 +271,12 @@ def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[st
     for c in spec.collections().values():
         comps = [c.p4] if isinstance(c.p4, str) else list(c.p4.values())
         own = comps + [e for e in (c.axis,) if e] + list(c.feature_map().values())
-        if c.numbered:
+        members = c.members()
+        if members is not None:
             # one collection: as before, every expression with {i} is expanded; several: each expands its own
             if single:
                 own, exprs = exprs + own, []
-            own = [x for e in own
-                   for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
+            own = [x for e in own for x in ([e.replace("{i}", m) for m in members] if "{i}" in e else [e])]
         exprs += own
     return [reading.substitute(e, obj) for e in exprs]
 
@@ -235,10 +292,11 @@ def needed_branches(spec: RootSpec, tree: Any, path: str, with_targets: bool = T
     return reading.branches_for(exprs, available, path, local=_local_names(spec))
 
 
-def _numbered(expression: str, count: int, ns: Mapping[str, Any], path: str, obj: str | None) -> ak.Array:
-    columns = [np.asarray(reading.to_numpy(reading.evaluate(reading.substitute(expression.replace("{i}", str(i)), obj),
+def _numbered(expression: str, members: Sequence[str], ns: Mapping[str, Any], path: str, obj: str | None) -> ak.Array:
+    """One column per member (``{i}`` replaced by each), as a regular (entries, members) array."""
+    columns = [np.asarray(reading.to_numpy(reading.evaluate(reading.substitute(expression.replace("{i}", m), obj),
                                                             ns, path), expression, path, _length(ns)))
-               for i in range(1, count + 1)]
+               for m in members]
     return ak.from_regular(ak.Array(np.stack(columns, axis=1)))
 
 
@@ -281,8 +339,9 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     Everything past the four-momenta runs on flat numpy arrays (one value per particle, ``event``
     saying whose): awkward's per-call broadcasting over jagged lists cost more than the arithmetic.
     """
-    if c.numbered:
-        comps = {k: _numbered(v, c.numbered, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
+    members = c.members()
+    if members is not None:
+        comps = {k: _numbered(v, members, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
         p4 = vector.zip(comps)
     elif isinstance(c.p4, str):
         p4 = reading.evaluate(reading.substitute(c.p4, obj), ns, path)
@@ -317,8 +376,8 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     def per_particle(expr: str, what: str) -> np.ndarray:
         if expr in local:
             return local[expr]
-        if c.numbered and "{i}" in expr:
-            value = _numbered(expr, c.numbered, ns, path, obj)
+        if members is not None and "{i}" in expr:
+            value = _numbered(expr, members, ns, path, obj)
         else:
             expr = reading.substitute(expr, obj)
             scope = dict(ns)
@@ -329,7 +388,7 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     names = list(c.feature_map())
     columns = [per_particle(e, f"particle feature {k!r}") for k, e in c.feature_map().items()]
     columns += [deta, dphi, px, py, pz, energy]
-    if c.numbered:
+    if members is not None:
         valid = per_particle(c.valid or "pt > 0", "valid") != 0
         columns = [x[valid] for x in columns]
         event = event[valid]
