@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchsci.errors import ConfigError
 from torchsci.models import MLP
 
 
@@ -258,11 +259,20 @@ class EdgeConv(nn.Module):
         return _real(self.out((edges * weights.unsqueeze(-1)).sum(2) + self.shortcut(x)), mask)
 
 
+def padded_length(input_spec: Mapping[str, Any] | None) -> int | None:
+    """The number of particle slots per example the data of ``input_spec`` pads to (summed over collections)."""
+    particles = (input_spec or {}).get("particles")
+    if not particles:
+        return None
+    collections = [particles] if "p4" in particles else list(particles.values())
+    return sum(int(c.get("max_particles", 50)) for c in collections)
+
+
 class ParticleNet(_Tagger):
     """ParticleNet (Qu and Gouskos 2020): EdgeConv blocks with kNN in (eta, phi), then in feature space.
 
     ``points`` (delta eta, delta phi) choose the first block's neighbours; later blocks use the
-    previous block's features. ``k`` must not exceed the padded length ``P``. With several collections
+    previous block's features. ``k`` must be below the padded length ``P`` (checked when the model is built from a dataset's ``model_kwargs``). With several collections
     (dicts, see the module docstring) neighbours are found across all of them (a track's neighbour may
     be a tower), and ``k`` must not exceed the sum of their lengths.
 
@@ -285,6 +295,11 @@ class ParticleNet(_Tagger):
         super().__init__(num_particle_features, num_features, num_classes, blocks[-1][-1], head, dropout,
                          particle_mean, particle_std, feature_mean, feature_std, input_spec,
                          embed_width=blocks[0][0])
+        length = padded_length(input_spec)
+        if length is not None and k >= length:
+            raise ConfigError(f"ParticleNet k={k}: the data pads to {length} particles per example (max_particles), "
+                              f"so each has at most {length - 1} neighbours; set k to at most {length - 1} "
+                              "(model.k=...) or raise max_particles.")
         self.blocks = nn.ModuleList()
         width = self.particle_width
         for channels in blocks:
