@@ -40,6 +40,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from torchsci.data import DataSplits
 from torchsci.errors import ConfigError, DataError
 from torchsci_physics import reading
+from torchsci_physics.reweighting import ReweightTable, as_reweight
 
 PARTICLE_NAMES = ("pt", "eta", "phi", "energy", "mass", "px", "py", "pz", "log_pt", "log_energy", "deta", "dphi",
                   "dR", "pt_frac", "log_pt_frac", "energy_frac", "log_energy_frac")
@@ -154,6 +155,19 @@ class RootSpec:
         ``{split name: selection}``, e.g. ``{"train": "EventNumber % 2 == 0", "test": "EventNumber % 2 == 1"}``.
     step_size
         Entries read per chunk.
+    observers
+        ``{name: expression}`` (or a list) carried with every example but never given to the model:
+        event numbers, truth masses, the observable of a sculpting check; batch entry ``observers (B, O)``
+        (float64), and branches of the friend trees that prediction writes.
+    reweight
+        A :class:`~torchsci_physics.reweighting.Reweight` (or its fields as a mapping): training
+        examples reweighted to be flat in (or to follow a reference class in) binned variables, with
+        class weights; validation and test keep the physical weights.
+    folds, fold
+        k-fold training: ``folds`` is an expression giving each entry's fold, ``0 .. k-1`` (e.g.
+        ``"event_number % 5"``); with ``fold=f`` the splits are ``test``: fold ``f``, ``train``: the other
+        folds, and ``val``: those of the other folds in ``splits["val"]``, when given (taken out of train).
+        :func:`torchsci_physics.folds.train_folds` trains every fold and scores each event out of fold.
     """
 
     files: Any
@@ -167,8 +181,16 @@ class RootSpec:
     selection: str | None = None
     splits: dict[str, str] = dataclasses.field(default_factory=dict)
     step_size: int = 100_000
+    observers: dict[str, str] | list[str] = dataclasses.field(default_factory=dict)
+    reweight: Any = None
+    folds: str | None = None
+    fold: int | None = None
 
     def __post_init__(self) -> None:
+        self.reweight = as_reweight(self.reweight)
+        if self.fold is not None and not self.folds:
+            raise ConfigError(f"fold={self.fold} needs folds= (an expression giving each entry's fold, e.g. "
+                              "'event_number % 5').")
         if isinstance(self.particles, Mapping):
             if "p4" in self.particles:
                 self.particles = Collection(**self.particles)
@@ -193,6 +215,20 @@ class RootSpec:
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
 
+    def observer_map(self) -> dict[str, str]:
+        return {f: f for f in self.observers} if isinstance(self.observers, (list, tuple)) else dict(self.observers)
+
+    def fold_splits(self) -> dict[str, str]:
+        """The splits of ``fold`` (see the class docstring); ``splits`` when no fold is chosen."""
+        if self.fold is None:
+            return dict(self.splits)
+        others, val = f"(({self.folds}) != {int(self.fold)})", self.splits.get("val")
+        out = {"train": others if val is None else f"{others} & (({val}) == 0)"}
+        if val is not None:
+            out["val"] = f"{others} & ({val})"
+        out["test"] = f"(({self.folds}) == {int(self.fold)})"
+        return out
+
     def collections(self) -> dict[str | None, Collection]:
         """The particle collections by name; the single-collection form has the name ``None``."""
         if self.particles is None:
@@ -213,7 +249,8 @@ class RootSpec:
                      if isinstance(self.particles, Mapping) else
                      dataclasses.asdict(self.particles) if self.particles is not None else None)
         return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
-                "classes": list(self.classes), "selection": self.selection}
+                "classes": list(self.classes), "selection": self.selection, "observers": self.observer_map(),
+                "folds": self.folds}
 
 
 def _class_sources(name: str, value: Any, default_tree: str, label: int) -> list[tuple[str, str, int]]:
@@ -255,7 +292,7 @@ def collection_key(kind: str, name: str | None) -> str:
 
 def batch_keys(spec: RootSpec) -> list[str]:
     """The keys a batch of ``spec`` holds (label and weight only where targets were read)."""
-    keys = ["features"]
+    keys = ["features"] + (["observers"] if spec.observers else [])
     for name in spec.collections():
         keys += [collection_key(k, name) for k in _PARTICLE_KEYS]
     return keys + ["label", "weight", "entry", "object"]
@@ -266,7 +303,9 @@ def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[st
     exprs = list(spec.feature_map().values())
     if with_targets:
         exprs += [e for e in (spec.label, spec.weight) if e]
-    exprs += [e for e in (spec.selection, *spec.splits.values()) if e]
+        exprs += list(spec.reweight.variable_map().values()) if spec.reweight else []
+    exprs += [e for e in (spec.selection, spec.folds, *spec.splits.values()) if e]
+    exprs += list(spec.observer_map().values())
     single = isinstance(spec.particles, Collection)
     for c in spec.collections().values():
         comps = [c.p4] if isinstance(c.p4, str) else list(c.p4.values())
@@ -459,6 +498,14 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
                            if fm else np.zeros((n, 0), np.float32))
         for name, c in spec.collections().items():
             out.update({collection_key(k, name): v for k, v in _particles(c, ns, path, obj).items()})
+        if spec.observers:
+            out["observers"] = np.stack([flat(e, f"observer {name!r}") for name, e in spec.observer_map().items()], axis=1)
+        if spec.folds:
+            fold = flat(spec.folds, "folds")
+            if not np.all(fold == np.round(fold)) or (fold < 0).any():
+                raise DataError(f"{path}: folds={spec.folds!r} must give whole numbers 0, 1, ... (a fold per entry); got "
+                                f"{fold[(fold != np.round(fold)) | (fold < 0)][0]}.")
+            out["fold"] = fold.astype(np.int64)
         out["selected"] = flat(spec.selection, "selection", bool) if spec.selection else np.ones(n, bool)
         split = np.full(n, -1, np.int64)
         for s, (name, expr) in enumerate(spec.splits.items()):
@@ -479,6 +526,10 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
             else:
                 raise ConfigError("no label: give label= (an expression) or files= as a {class: files} mapping.")
             out["weight"] = flat(spec.weight, "weight", np.float32) if spec.weight else np.ones(n, np.float32)
+            if spec.reweight:
+                rw = spec.reweight.variable_map()
+                out["reweight"] = (np.stack([flat(e, f"reweight variable {k!r}") for k, e in rw.items()], axis=1)
+                                   if rw else np.zeros((n, 0)))
         if apply_selection:
             keep = out["selected"]
             out = {key: v[keep] for key, v in out.items()}
@@ -676,6 +727,8 @@ class RootStream(IterableDataset):
         self.split = None if split is None else list(self.spec.splits).index(split)
         self.buffer_size, self.shuffle, self.seed, self.epoch = buffer_size, shuffle, seed, 0
         self.units = chunk_units(self.spec, self.spec.sources())
+        #: a fitted reweighting (make_splits sets it on the training stream); None: physical weights
+        self.reweighting: ReweightTable | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -708,6 +761,8 @@ class RootStream(IterableDataset):
         pool: dict[str, np.ndarray] | None = None
         for block in iter_blocks(self.spec, self._my_units()):
             keep = block["split"] == self.split if self.split is not None else slice(None)
+            if self.reweighting is not None:
+                block["weight"] = (block["weight"] * self.reweighting.factors(block["reweight"], block["label"])).astype(np.float32)
             block = {k: block[k][keep] for k in keys if k in block}
             if rng is None or self.buffer_size <= 0:
                 yield block
@@ -803,6 +858,8 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
     when streaming) and ``input_spec``, so a saved model knows how to read new files.
     """
     spec = spec if isinstance(spec, RootSpec) else RootSpec(**spec)
+    if spec.fold is not None:
+        spec = dataclasses.replace(spec, splits=spec.fold_splits(), fold=None)
     missing = [s for s in ("train",) if s not in spec.splits]
     if missing:
         raise ConfigError(f"splits= needs a 'train' selection (have {list(spec.splits) or 'none'}); e.g. "
@@ -814,11 +871,20 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
                 parts[name] = RootStream(spec, name, buffer_size=buffer_size if name == "train" else 0,
                                          shuffle=name == "train", seed=seed)
         sample = _first_rows(RootStream(spec, "train", buffer_size=0, shuffle=False), standardise_on)
+        if spec.reweight:
+            parts["train"].reweighting = _fit_reweight(spec, sample)
     else:
         arrays = RootDataset.read(spec)
+        train_arrays = arrays
+        if spec.reweight:
+            train = arrays["split"] == list(spec.splits).index("train")
+            table = _fit_reweight(spec, {k: v[train] for k, v in arrays.items()})
+            weight = arrays["weight"].copy()
+            weight[train] = weight[train] * table.factors(arrays["reweight"][train], arrays["label"][train])
+            train_arrays = {**arrays, "weight": weight}
         for name in ("train", "val", "test"):
             if name in spec.splits:
-                parts[name] = RootDataset(spec, name, arrays=arrays)
+                parts[name] = RootDataset(spec, name, arrays=train_arrays if name == "train" else arrays)
         sample = parts["train"].arrays
     kwargs: dict[str, Any] = dict(standardisation(sample), num_classes=len(spec.classes or []),
                                   num_features=len(spec.feature_map()), input_spec=spec.input_spec())
@@ -829,6 +895,13 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
     counts = {name: len(d) for name, d in parts.items() if isinstance(d, RootDataset)}
     return DataSplits(train=parts["train"], val=parts.get("val"), test=parts.get("test"), collate_fn=collate,
                       model_kwargs=kwargs, info={"classes": spec.classes, "examples": counts})
+
+
+def _fit_reweight(spec: RootSpec, rows: Mapping[str, np.ndarray]) -> ReweightTable:
+    """The reweighting of ``spec`` fitted on training ``rows`` (with their ``reweight`` values)."""
+    if not len(rows["label"]):
+        raise DataError("reweight: the training split is empty, nothing to fit the reweighting on.")
+    return spec.reweight.fit(rows["reweight"], rows["label"], rows["weight"].astype(np.float64), spec.classes)
 
 
 def _first_rows(stream: RootStream, limit: int) -> dict[str, np.ndarray]:

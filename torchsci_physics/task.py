@@ -12,6 +12,7 @@ from torchsci.errors import ConfigError, DataError
 from torchsci.metrics import Accuracy, Metric
 from torchsci.task import Task
 from torchsci_physics.metrics import ROCAUC, BackgroundRejection
+from torchsci_physics.sculpting import Sculpting
 
 
 class TaggingTask(Task):
@@ -33,13 +34,19 @@ class TaggingTask(Task):
         Signal efficiencies at which background rejection is reported.
     use_weights
         Weight the loss by the event weights too (metrics are always weighted).
+    sculpting
+        The name of one of the data's ``observers`` (e.g. the dijet mass): reports
+        ``sculpting@<eff>``, the Jensen-Shannon divergence of the background's distribution of it before
+        and after a score cut at ``sculpting_efficiency`` of the signal (:mod:`torchsci_physics.sculpting`).
     """
 
     monitor = "val/auc"
     monitor_mode = "max"
 
     def __init__(self, signal: str | int | None = "auto", efficiencies: tuple[float, ...] = (0.3, 0.5),
-                 use_weights: bool = True) -> None:
+                 use_weights: bool = True, sculpting: str | None = None, sculpting_efficiency: float = 0.5) -> None:
+        self.sculpting, self.sculpting_efficiency = sculpting, float(sculpting_efficiency)
+        self.observers: list[str] | None = None
         if signal is not None and not isinstance(signal, (str, int)) or isinstance(signal, bool):
             raise ConfigError(f"task signal={signal!r}: give a class name, a class index or null.")
         self.signal, self.efficiencies, self.use_weights = signal, tuple(efficiencies), use_weights
@@ -109,6 +116,8 @@ class TaggingTask(Task):
         spec = getattr(getattr(model, "module", model), "input_spec", None) or {}
         if spec.get("classes"):
             self.classes = list(spec["classes"])
+        if "observers" in spec:
+            self.observers = list(spec["observers"] or [])
         outputs = model(*self.inputs(model, batch))
         self.signal_index(int(outputs.shape[-1]))  # an ambiguous or unknown signal fails at the first batch
         return outputs
@@ -126,7 +135,17 @@ class TaggingTask(Task):
         if self.signal is not None:
             for eff in self.efficiencies:
                 out[f"rejection@{eff:g}"] = BackgroundRejection(eff, None)
+        if self.sculpting is not None and self.signal is not None:
+            out[f"sculpting@{self.sculpting_efficiency:g}"] = Sculpting(self.sculpting_efficiency, None)
         return out
+
+    def _observable(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        names = self.observers
+        if names is None or self.sculpting not in names or "observers" not in batch:
+            raise ConfigError(f"task sculpting={self.sculpting!r} names no observer of the data (observers: "
+                              f"{names or 'none'}); add it to data.observers, e.g. observers: {{{self.sculpting}: "
+                              "'(jet1 + jet2).mass'}.")
+        return batch["observers"][:, names.index(self.sculpting)]
 
     def update_metrics(self, metrics: dict[str, Metric], outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
         probs = outputs.float().softmax(-1)
@@ -134,6 +153,9 @@ class TaggingTask(Task):
         for name, m in metrics.items():
             if hasattr(m, "signal"):
                 m.signal = signal
+            if isinstance(m, Sculpting):
+                m.update(probs, batch["label"], batch["weight"], self._observable(batch))
+                continue
             m.update(outputs if name == "accuracy" else probs, batch["label"], batch["weight"])
 
     def batch_size(self, batch: Any) -> int:

@@ -40,8 +40,8 @@ def resonance_events(n_events: int, objects: int = 4, *, seed: int = 0, signal_f
     """Branches of ``n_events`` events: jagged-free, one column per jet slot (``jet_px[:, k]``), in random order.
 
     Returns ``{"jet_px", "jet_py", "jet_pz", "jet_E"}`` as ``(n_events, objects)`` arrays (in GeV times
-    ``unit``: ``unit=1000`` for MeV), ``is_signal`` (0/1), ``event_number``, ``mc_weight`` and the true pair
-    mass ``true_mass`` (an observer a model must never see).
+    ``unit``: ``unit=1000`` for MeV), the scalar sum of the jets' pT ``ht``, ``is_signal`` (0/1),
+    ``event_number``, ``mc_weight`` and the true pair mass ``true_mass`` (an observer a model must never see).
 
     Examples
     --------
@@ -67,14 +67,18 @@ def resonance_events(n_events: int, objects: int = 4, *, seed: int = 0, signal_f
                                         np.asarray(getattr(soft, attr)).reshape(n_events, extra)], axis=1) * unit
     order = np.argsort(rng.uniform(size=(n_events, objects)), axis=1)  # the pair sits anywhere in the list
     columns = {k: np.take_along_axis(v, order, axis=1) for k, v in columns.items()}
-    return {**columns, "is_signal": is_signal, "event_number": np.arange(n_events, dtype=np.int64),
+    ht = np.hypot(columns["jet_px"], columns["jet_py"]).sum(axis=1)
+    return {**columns, "ht": ht, "is_signal": is_signal, "event_number": np.arange(n_events, dtype=np.int64),
             "mc_weight": rng.uniform(0.5, 1.5, n_events), "true_mass": mass * unit}
 
 
 def write_resonance_ntuple(path: str | os.PathLike, n_events: int, objects: int = 4, *, tree: str = "events",
-                           seed: int = 0, unit: float = 1.0, **kwargs: float) -> Path:
+                           seed: int = 0, unit: float = 1.0, trees_by_class: bool = False, **kwargs: float) -> Path:
     """Write :func:`resonance_events` as TTree ``tree`` with jagged jet branches (``jet_px``, ...): the layout
     of a real ntuple (``std::vector<float>`` per event).
+
+    ``trees_by_class=True`` writes the classes as an analysis often does, one tree per sample:
+    ``signal``, and the background in two trees ``background_a`` (even event numbers) and ``background_b``.
 
     Examples
     --------
@@ -91,7 +95,11 @@ def write_resonance_ntuple(path: str | os.PathLike, n_events: int, objects: int 
     data = {k: (ak.from_regular(ak.from_numpy(v.astype(np.float32))) if v.ndim == 2 else v) for k, v in events.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    signal, even = events["is_signal"] == 1, events["event_number"] % 2 == 0
+    parts = ({"signal": signal, "background_a": ~signal & even, "background_b": ~signal & ~even} if trees_by_class
+             else {tree: np.ones(n_events, bool)})
     with uproot.recreate(path) as f:
-        f.mktree(tree, {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
-        f[tree].extend(data)
+        for name, rows in parts.items():
+            f.mktree(name, {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
+            f[name].extend({k: v[rows] for k, v in data.items()})
     return path
