@@ -118,11 +118,10 @@ class TaggingTask(Task):
             self.classes = list(spec["classes"])
         if "observers" in spec:
             self.observers = list(spec["observers"] or [])
-        outputs = model(*self.inputs(model, batch))
-        self.signal_index(int(outputs.shape[-1]))  # an ambiguous or unknown signal fails at the first batch
-        return outputs
+        return model(*self.inputs(model, batch))
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.signal_index(int(outputs.shape[-1]))  # an ambiguous or unknown signal fails at the first batch
         per_jet = F.cross_entropy(outputs, batch["label"], reduction="none")
         if not self.use_weights:
             return per_jet.mean()
