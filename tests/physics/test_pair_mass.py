@@ -54,10 +54,14 @@ def test_the_generated_class_depends_only_on_one_pair_mass(tmp_path):
     assert abs(events["true_mass"][signal].mean() - 125) < 0.5 and events["true_mass"][~signal].std() > 50
 
 
-def test_pairnet_learns_one_pair_mass_where_a_deep_set_does_not(resonance_splits, tmp_path):
+# two tests, not one: each trains a model, and each stays within the per-test timeout on a loaded machine
+def test_pairnet_learns_one_pair_mass(resonance_splits, tmp_path):
     pairnet = _test_auc("physics/pairnet", resonance_splits, tmp_path, dim=32, pair_widths=(32, 32), message=(32, 32))
-    deep_set = _test_auc("physics/pfn", resonance_splits, tmp_path)
     assert pairnet >= 0.95, f"pairnet AUC {pairnet:.3f}"
+
+
+def test_a_deep_set_does_not_learn_one_pair_mass(resonance_splits, tmp_path):
+    deep_set = _test_auc("physics/pfn", resonance_splits, tmp_path)
     assert deep_set < 0.9, f"the Deep Set reached {deep_set:.3f}: the data no longer needs pair masses"
 
 
