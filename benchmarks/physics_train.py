@@ -21,6 +21,11 @@ and the final fsync'd checkpoint included) and the Trainer's own ``train/items_p
 loop (like weaver's figure, no set-up or checkpoint); weaver's is the ``avg. speed`` of its own
 training-epoch log line (its in-memory read of this small file falls inside that epoch), and its
 whole-process wall time is reported beside it.
+
+``--models physics/pairnet ...`` adds torchsci rows for other models on the same jets (tracks as the
+set, their four-momenta for pair features; ``physics/pairnet`` at dim 32, pair MLP 32-32, messages
+32-32, two rounds; ``physics/part`` at its defaults): jets/s only, weaver-core runs ParticleNet alone.
+``--weaver-python none`` skips weaver-core.
 """
 
 from __future__ import annotations
@@ -80,15 +85,20 @@ def weaver_data_config(path: str, mean: np.ndarray, std: np.ndarray) -> str:
     return path
 
 
-def torchsci_run(jet_file: str, steps: int, batch_size: int, run_dir: str) -> tuple[float, float]:
+MODELS = {"physics/particlenet": dict(k=4, blocks=[[32, 32, 32], [64, 64, 64]], head=[128], dropout=0.1),
+          "physics/pairnet": dict(dim=32, pair_widths=[32, 32], message=[32, 32], rounds=2),
+          "physics/part": {}, "physics/pfn": {}}
+
+
+def torchsci_run(jet_file: str, steps: int, batch_size: int, run_dir: str, model_name: str = "physics/particlenet"
+                 ) -> tuple[float, float]:
     """jets/s over the wall time of ``Trainer.fit``, and the Trainer's own rate of its training loop."""
     spec = {"files": jet_file, "tree": "jets",
             "particles": {"p4": {"px": "trk_px", "py": "trk_py", "pz": "trk_pz", "E": "trk_E"}, "max_particles": 6,
                           "sort_by": None, "features": {name: f"trk_{name}" for name in FEATURES}},
             "label": "label_gluon", "classes": ["quark", "gluon"], "splits": {"train": "event >= 0"}}
     splits = torchsci.registry.create_dataset("physics/root", **spec)
-    model = torchsci.create_model("physics/particlenet", **splits.model_kwargs, k=4,
-                                  blocks=[[32, 32, 32], [64, 64, 64]], head=[128], dropout=0.1)
+    model = torchsci.create_model(model_name, **splits.model_kwargs, **MODELS[model_name])
     trainer = torchsci.Trainer(max_epochs=1000, max_steps=steps, batch_size=batch_size, optimizer="adam", lr=1e-3,
                                device="cpu", run_dir=run_dir, verbose=False, tensorboard=False, progress=False,
                                log_every_n_steps=10**9)
@@ -120,31 +130,43 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--models", nargs="*", default=[], choices=sorted(set(MODELS) - {"physics/particlenet"}),
+                        help="more torchsci models to time on the same jets")
     args = parser.parse_args()
+    use_weaver = args.weaver_python.lower() != "none"
     torch_threads = os.environ.get("OMP_NUM_THREADS")
     with tempfile.TemporaryDirectory() as tmp:
         jet_file, mean, std = make_jet_file(tmp)
         config = weaver_data_config(os.path.join(tmp, "weaver_data.yaml"), mean, std)
-        rates: dict[str, list[float]] = {"torchsci (fit)": [], "torchsci (training loop)": [], "weaver": [],
-                                         "weaver (whole process)": []}
+        rates: dict[str, list[float]] = {"torchsci (fit)": [], "torchsci (training loop)": []}
+        if use_weaver:
+            rates.update({"weaver": [], "weaver (whole process)": []})
+        rates.update({f"torchsci {m} ({part})": [] for m in args.models for part in ("fit", "training loop")})
         loads = []
         for r in range(args.rounds):
             fit, loop = torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"t{r}"))
             rates["torchsci (fit)"].append(fit)
             rates["torchsci (training loop)"].append(loop)
             loads.append(os.getloadavg()[0])
-            os.makedirs(os.path.join(tmp, f"w{r}"))
-            speed, whole = weaver_run(args.weaver_python, jet_file, config, args.steps, args.batch_size,
-                                      os.path.join(tmp, f"w{r}"))
-            rates["weaver"].append(speed)
-            rates["weaver (whole process)"].append(whole)
-            loads.append(os.getloadavg()[0])
+            if use_weaver:
+                os.makedirs(os.path.join(tmp, f"w{r}"))
+                speed, whole = weaver_run(args.weaver_python, jet_file, config, args.steps, args.batch_size,
+                                          os.path.join(tmp, f"w{r}"))
+                rates["weaver"].append(speed)
+                rates["weaver (whole process)"].append(whole)
+                loads.append(os.getloadavg()[0])
+            for m in args.models:
+                fit, loop = torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"{m[8:]}{r}"), m)
+                rates[f"torchsci {m} (fit)"].append(fit)
+                rates[f"torchsci {m} (training loop)"].append(loop)
+                loads.append(os.getloadavg()[0])
     print(f"{args.rounds} interleaved rounds of {args.steps} steps x batch {args.batch_size}, OMP_NUM_THREADS="
           f"{torch_threads}, load average {min(loads):.1f}-{max(loads):.1f}")
     print("| trainer | jets/s per round | best | vs weaver-core (best) |\n| --- | --- | ---: | ---: |")
-    base = max(rates["weaver"])
+    base = max(rates["weaver"]) if use_weaver else None
     for name, values in rates.items():
-        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {max(values):,.0f} | {max(values) / base:.1f}x |")
+        ratio = f"{max(values) / base:.1f}x" if base else "n/a"
+        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {max(values):,.0f} | {ratio} |")
 
 
 if __name__ == "__main__":

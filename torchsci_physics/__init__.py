@@ -6,6 +6,12 @@ write the scores back as a friend tree. Layers, each a module:
 - :mod:`~torchsci_physics.reading`: files, trees, branches and expressions to awkward arrays;
 - :mod:`~torchsci_physics.data`: :class:`RootSpec` to padded jets (in memory or streamed);
 - :mod:`~torchsci_physics.models`: ``physics/pfn``, ``physics/particlenet``, ``physics/part``, ``physics/mlp``;
+  :mod:`~torchsci_physics.interaction`: ``physics/pairnet`` (pair invariants as messages, on
+  :mod:`~torchsci_physics.pairs`);
+- :mod:`~torchsci_physics.reweighting`: flatten or match a reference in binned variables, class weights;
+  :mod:`~torchsci_physics.folds`: k-fold training with out-of-fold friend trees (``torchsci physics kfold``);
+  :mod:`~torchsci_physics.sculpting`: how much a score cut sculpts the background's mass;
+  :mod:`~torchsci_physics.toys`: generated ntuples with a known answer;
 - :mod:`~torchsci_physics.metrics` and :mod:`~torchsci_physics.task`: weighted ROC AUC, background
   rejection, the ``physics/tagging`` task; :mod:`~torchsci_physics.plots`: ROC and score plots;
 - :mod:`~torchsci_physics.predict`: scores to a ROOT friend tree, and ``torchsci physics predict``.
@@ -31,10 +37,14 @@ def __getattr__(name: str) -> Any:
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them
-    from torchsci_physics import datasets, models, predict, task  # noqa: PLC0415 (torch only at import time)
+    from torchsci_physics import datasets, folds, models, predict, task  # noqa: PLC0415 (torch only at import time)
+
+    def add_commands(subparsers: Any) -> None:
+        predict.add_commands(subparsers)
+        folds.add_commands(subparsers)
 
     models.register_models(registry)
     datasets.register_datasets(registry)
     registry.register_task("physics/tagging")(task.TaggingTask)
-    registry.register_command("physics", predict.add_commands)
+    registry.register_command("physics", add_commands)
     registry.register_configs("torchsci_physics.configs")  # experiment/physics/... (docs/plugins.md)

@@ -41,6 +41,7 @@ from torchsci.data import DataSplits
 from torchsci.errors import ConfigError, DataError
 from torchsci_physics import expressions as language
 from torchsci_physics import reading
+from torchsci_physics.reweighting import ReweightTable, as_reweight
 
 PARTICLE_NAMES = ("pt", "eta", "phi", "energy", "mass", "px", "py", "pz", "log_pt", "log_energy", "deta", "dphi",
                   "dR", "pt_frac", "log_pt_frac", "energy_frac", "log_energy_frac")
@@ -70,6 +71,17 @@ class Collection:
     numbered
         Gather flat numbered branches (``j1_pt, j2_pt, ...``): component and feature names contain
         ``{i}``, which runs from 1 to ``numbered``; ``valid`` (default ``"pt > 0"``) says which are real.
+    objects
+        Gather flat branches named per object (``pt_lead_jet, pt_sub_jet, ...``): ``{i}`` runs over these
+        names (``objects=["lead_jet", "sub_jet"]``), in this order; ``valid`` as for ``numbered``.
+
+    Examples
+    --------
+    >>> from torchsci_physics.data import Collection
+    >>> jets = Collection(p4={"pt": "pt_{i}", "eta": "eta_{i}", "phi": "phi_{i}", "mass": "m_{i}"},
+    ...                   objects=["lead_jet", "sub_jet"], max_particles=2, features=["log_pt", "eta"])
+    >>> jets.members()
+    ['lead_jet', 'sub_jet']
     """
 
     p4: str | dict[str, str]
@@ -80,6 +92,31 @@ class Collection:
     sort_by: str | None = "pt"
     numbered: int | None = None
     valid: str | None = None
+    objects: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.numbered is not None and self.objects is not None:
+            raise ConfigError(f"particles p4={self.p4!r}: give numbered= (j{{i}} for i = 1..n) or objects= (named "
+                              "branches such as pt_{i} for i in the names), not both.")
+        if self.objects is not None:
+            if isinstance(self.objects, str) or not self.objects or not all(isinstance(o, str) for o in self.objects):
+                raise ConfigError(f"particles objects={self.objects!r} must be a non-empty list of names (e.g. "
+                                  "['lead_jet', 'sub_jet']) that {i} in the branch names runs over.")
+            self.objects = list(self.objects)
+        if self.members() is not None:
+            comps = self.p4.values() if isinstance(self.p4, Mapping) else [self.p4]
+            if not isinstance(self.p4, Mapping) or not any("{i}" in v for v in comps):
+                raise ConfigError(f"particles p4={self.p4!r}: with numbered= or objects= the four-momentum is a "
+                                  "mapping of components whose branch names hold {i}, e.g. {'pt': 'pt_{i}', 'eta': "
+                                  "'eta_{i}', 'phi': 'phi_{i}', 'mass': 'm_{i}'}.")
+
+    def members(self) -> list[str] | None:
+        """What ``{i}`` runs over: ``1 .. numbered`` or the ``objects`` names; ``None`` for a jagged collection."""
+        if self.objects is not None:
+            return list(self.objects)
+        if self.numbered:
+            return [str(i) for i in range(1, self.numbered + 1)]
+        return None
 
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
@@ -93,9 +130,11 @@ class RootSpec:
     ----------
     files
         Glob patterns, or ``{class name: patterns}`` when the label is the file (or tree) an event
-        came from; a value may be ``{"files": patterns, "tree": name}`` for a per-class tree.
+        came from; a value may be ``{"files": patterns, "tree": name}`` for a per-class tree (``tree``
+        may be a list of trees), or a list of such groups: one class from several trees or file groups,
+        ``{"background": [{"files": "a.root", "tree": "bkg_a"}, {"files": "b/*.root", "tree": "bkg_b"}]}``.
     tree
-        TTree or RNTuple name.
+        TTree or RNTuple name (the default for groups that name none).
     objects
         Per-object examples: every ``{obj}`` in an expression is replaced by each name in turn, so
         ``objects=["jet1", "jet2"]`` makes two rows per event.
@@ -117,6 +156,19 @@ class RootSpec:
         ``{split name: selection}``, e.g. ``{"train": "EventNumber % 2 == 0", "test": "EventNumber % 2 == 1"}``.
     step_size
         Entries read per chunk.
+    observers
+        ``{name: expression}`` (or a list) carried with every example but never given to the model:
+        event numbers, truth masses, the observable of a sculpting check; batch entry ``observers (B, O)``
+        (float64), and branches of the friend trees that prediction writes.
+    reweight
+        A :class:`~torchsci_physics.reweighting.Reweight` (or its fields as a mapping): training
+        examples reweighted to be flat in (or to follow a reference class in) binned variables, with
+        class weights; validation and test keep the physical weights.
+    folds, fold
+        k-fold training: ``folds`` is an expression giving each entry's fold, ``0 .. k-1`` (e.g.
+        ``"event_number % 5"``); with ``fold=f`` the splits are ``test``: fold ``f``, ``train``: the other
+        folds, and ``val``: those of the other folds in ``splits["val"]``, when given (taken out of train).
+        :func:`torchsci_physics.folds.train_folds` trains every fold and scores each event out of fold.
     """
 
     files: Any
@@ -130,8 +182,16 @@ class RootSpec:
     selection: str | None = None
     splits: dict[str, str] = dataclasses.field(default_factory=dict)
     step_size: int = 100_000
+    observers: dict[str, str] | list[str] = dataclasses.field(default_factory=dict)
+    reweight: Any = None
+    folds: str | None = None
+    fold: int | None = None
 
     def __post_init__(self) -> None:
+        self.reweight = as_reweight(self.reweight)
+        if self.fold is not None and not self.folds:
+            raise ConfigError(f"fold={self.fold} needs folds= (an expression giving each entry's fold, e.g. "
+                              "'event_number % 5').")
         if isinstance(self.particles, Mapping):
             if "p4" in self.particles:
                 self.particles = Collection(**self.particles)
@@ -140,6 +200,10 @@ class RootSpec:
                 if not self.particles:
                     raise ConfigError("particles={} names no collection; give one (p4=..., max_particles=...) or "
                                       "several as {name: {p4: ..., ...}}.")
+        if not isinstance(self.tree, str):
+            raise ConfigError(f"tree={self.tree!r} must be one tree name; for several trees give each class its "
+                              "groups: files={'background': [{'files': ..., 'tree': 'bkg_a'}, {'files': ..., "
+                              "'tree': 'bkg_b'}]}.")
         if isinstance(self.files, Mapping):
             if self.label is not None:
                 raise ConfigError("files= is a {class: files} mapping, so the label is the file's class; drop label=.")
@@ -153,6 +217,20 @@ class RootSpec:
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
 
+    def observer_map(self) -> dict[str, str]:
+        return {f: f for f in self.observers} if isinstance(self.observers, (list, tuple)) else dict(self.observers)
+
+    def fold_splits(self) -> dict[str, str]:
+        """The splits of ``fold`` (see the class docstring); ``splits`` when no fold is chosen."""
+        if self.fold is None:
+            return dict(self.splits)
+        others, val = f"(({self.folds}) != {int(self.fold)})", self.splits.get("val")
+        out = {"train": others if val is None else f"{others} & (({val}) == 0)"}
+        if val is not None:
+            out["val"] = f"{others} & ({val})"
+        out["test"] = f"(({self.folds}) == {int(self.fold)})"
+        return out
+
     def collections(self) -> dict[str | None, Collection]:
         """The particle collections by name; the single-collection form has the name ``None``."""
         if self.particles is None:
@@ -164,12 +242,7 @@ class RootSpec:
     def sources(self) -> list[tuple[str, str, int | None]]:
         """``(path, tree, class index or None)`` for every file."""
         if isinstance(self.files, Mapping):
-            out = []
-            for k, value in enumerate(self.files.values()):
-                tree = value.get("tree", self.tree) if isinstance(value, Mapping) else self.tree
-                patterns = value["files"] if isinstance(value, Mapping) else value
-                out += [(p, tree, k) for p in reading.expand_files(patterns)]
-            return out
+            return [s for k, (name, value) in enumerate(self.files.items()) for s in _class_sources(name, value, self.tree, k)]
         return [(p, self.tree, None) for p in reading.expand_files(self.files)]
 
     def input_spec(self) -> dict[str, Any]:
@@ -178,7 +251,28 @@ class RootSpec:
                      if isinstance(self.particles, Mapping) else
                      dataclasses.asdict(self.particles) if self.particles is not None else None)
         return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
-                "classes": list(self.classes), "selection": self.selection}
+                "classes": list(self.classes), "selection": self.selection, "observers": self.observer_map(),
+                "folds": self.folds}
+
+
+def _class_sources(name: str, value: Any, default_tree: str, label: int) -> list[tuple[str, str, int]]:
+    """The (path, tree, label) of one class: patterns, a ``{files, tree}`` group, or a list of groups/patterns."""
+    groups = value if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value) else [value]
+    out = []
+    for group in groups:
+        if isinstance(group, Mapping):
+            unknown = set(group) - {"files", "tree"}
+            if "files" not in group or unknown:
+                raise ConfigError(f"files[{name!r}]: a file group is {{'files': patterns, 'tree': name}}; got keys "
+                                  f"{sorted(group)}.")
+            patterns, trees = group["files"], group.get("tree", default_tree)
+        else:
+            patterns, trees = group, default_tree
+        trees = [trees] if isinstance(trees, str) else trees
+        if not isinstance(trees, (list, tuple)) or not trees or not all(isinstance(t, str) for t in trees):
+            raise ConfigError(f"files[{name!r}]: tree={trees!r} must be a tree name or a list of tree names.")
+        out += [(p, t, label) for p in reading.expand_files(patterns) for t in trees]
+    return out
 
 
 def _collection(name: Any, c: Any) -> Collection:
@@ -200,7 +294,7 @@ def collection_key(kind: str, name: str | None) -> str:
 
 def batch_keys(spec: RootSpec) -> list[str]:
     """The keys a batch of ``spec`` holds (label and weight only where targets were read)."""
-    keys = ["features"]
+    keys = ["features"] + (["observers"] if spec.observers else [])
     for name in spec.collections():
         keys += [collection_key(k, name) for k in _PARTICLE_KEYS]
     return keys + ["label", "weight", "entry", "object"]
@@ -211,17 +305,19 @@ def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[st
     exprs = list(spec.feature_map().values())
     if with_targets:
         exprs += [e for e in (spec.label, spec.weight) if e]
-    exprs += [e for e in (spec.selection, *spec.splits.values()) if e]
+        exprs += list(spec.reweight.variable_map().values()) if spec.reweight else []
+    exprs += [e for e in (spec.selection, spec.folds, *spec.splits.values()) if e]
+    exprs += list(spec.observer_map().values())
     single = isinstance(spec.particles, Collection)
     for c in spec.collections().values():
         comps = [c.p4] if isinstance(c.p4, str) else list(c.p4.values())
         own = comps + [e for e in (c.axis,) if e] + list(c.feature_map().values())
-        if c.numbered:
+        members = c.members()
+        if members is not None:
             # one collection: as before, every expression with {i} is expanded; several: each expands its own
             if single:
                 own, exprs = exprs + own, []
-            own = [x for e in own
-                   for x in ([e.replace("{i}", str(i)) for i in range(1, c.numbered + 1)] if "{i}" in e else [e])]
+            own = [x for e in own for x in ([e.replace("{i}", m) for m in members] if "{i}" in e else [e])]
         exprs += own
     return [reading.substitute(e, obj) for e in exprs]
 
@@ -281,10 +377,11 @@ def needed_branches(spec: RootSpec, tree: Any, path: str, with_targets: bool = T
     return reading.branches_for(exprs, available, path, local=_local_names(spec))
 
 
-def _numbered(expression: str, count: int, ns: Mapping[str, Any], path: str, obj: str | None) -> ak.Array:
-    columns = [np.asarray(reading.to_numpy(reading.evaluate(reading.substitute(expression.replace("{i}", str(i)), obj),
+def _numbered(expression: str, members: Sequence[str], ns: Mapping[str, Any], path: str, obj: str | None) -> ak.Array:
+    """One column per member (``{i}`` replaced by each), as a regular (entries, members) array."""
+    columns = [np.asarray(reading.to_numpy(reading.evaluate(reading.substitute(expression.replace("{i}", m), obj),
                                                             ns, path), expression, path, _length(ns)))
-               for i in range(1, count + 1)]
+               for m in members]
     return ak.from_regular(ak.Array(np.stack(columns, axis=1)))
 
 
@@ -327,8 +424,9 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     Everything past the four-momenta runs on flat numpy arrays (one value per particle, ``event``
     saying whose): awkward's per-call broadcasting over jagged lists cost more than the arithmetic.
     """
-    if c.numbered:
-        comps = {k: _numbered(v, c.numbered, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
+    members = c.members()
+    if members is not None:
+        comps = {k: _numbered(v, members, ns, path, obj) for k, v in dict(c.p4).items()}  # type: ignore[arg-type]
         p4 = vector.zip(comps)
     elif isinstance(c.p4, str):
         p4 = reading.evaluate(reading.substitute(c.p4, obj), ns, path)
@@ -363,8 +461,8 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     def per_particle(expr: str, what: str) -> np.ndarray:
         if expr in local:
             return local[expr]
-        if c.numbered and "{i}" in expr:
-            value = _numbered(expr, c.numbered, ns, path, obj)
+        if members is not None and "{i}" in expr:
+            value = _numbered(expr, members, ns, path, obj)
         else:
             expr = reading.substitute(expr, obj)
             scope = dict(ns)
@@ -375,7 +473,7 @@ def _particles(c: Collection, ns: dict[str, Any], path: str, obj: str | None) ->
     names = list(c.feature_map())
     columns = [per_particle(e, f"particle feature {k!r}") for k, e in c.feature_map().items()]
     columns += [deta, dphi, px, py, pz, energy]
-    if c.numbered:
+    if members is not None:
         valid = per_particle(c.valid or "pt > 0", "valid") != 0
         columns = [x[valid] for x in columns]
         event = event[valid]
@@ -446,6 +544,14 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
                            if fm else np.zeros((n, 0), np.float32))
         for name, c in spec.collections().items():
             out.update({collection_key(k, name): v for k, v in _particles(c, ns, path, obj).items()})
+        if spec.observers:
+            out["observers"] = np.stack([flat(e, f"observer {name!r}") for name, e in spec.observer_map().items()], axis=1)
+        if spec.folds:
+            fold = flat(spec.folds, "folds")
+            if not np.all(fold == np.round(fold)) or (fold < 0).any():
+                raise DataError(f"{path}: folds={spec.folds!r} must give whole numbers 0, 1, ... (a fold per entry); got "
+                                f"{fold[(fold != np.round(fold)) | (fold < 0)][0]}.")
+            out["fold"] = fold.astype(np.int64)
         out["selected"] = flat(spec.selection, "selection", bool) if spec.selection else np.ones(n, bool)
         split = np.full(n, -1, np.int64)
         for s, (name, expr) in enumerate(spec.splits.items()):
@@ -466,6 +572,10 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
             else:
                 raise ConfigError("no label: give label= (an expression) or files= as a {class: files} mapping.")
             out["weight"] = flat(spec.weight, "weight", np.float32) if spec.weight else np.ones(n, np.float32)
+            if spec.reweight:
+                rw = spec.reweight.variable_map()
+                out["reweight"] = (np.stack([flat(e, f"reweight variable {k!r}") for k, e in rw.items()], axis=1)
+                                   if rw else np.zeros((n, 0)))
         if apply_selection:
             keep = out["selected"]
             out = {key: v[keep] for key, v in out.items()}
@@ -663,6 +773,8 @@ class RootStream(IterableDataset):
         self.split = None if split is None else list(self.spec.splits).index(split)
         self.buffer_size, self.shuffle, self.seed, self.epoch = buffer_size, shuffle, seed, 0
         self.units = chunk_units(self.spec, self.spec.sources())
+        #: a fitted reweighting (make_splits sets it on the training stream); None: physical weights
+        self.reweighting: ReweightTable | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -695,6 +807,8 @@ class RootStream(IterableDataset):
         pool: dict[str, np.ndarray] | None = None
         for block in iter_blocks(self.spec, self._my_units()):
             keep = block["split"] == self.split if self.split is not None else slice(None)
+            if self.reweighting is not None:
+                block["weight"] = (block["weight"] * self.reweighting.factors(block["reweight"], block["label"])).astype(np.float32)
             block = {k: block[k][keep] for k in keys if k in block}
             if rng is None or self.buffer_size <= 0:
                 yield block
@@ -790,6 +904,8 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
     when streaming) and ``input_spec``, so a saved model knows how to read new files.
     """
     spec = spec if isinstance(spec, RootSpec) else RootSpec(**spec)
+    if spec.fold is not None:
+        spec = dataclasses.replace(spec, splits=spec.fold_splits(), fold=None)
     missing = [s for s in ("train",) if s not in spec.splits]
     if missing:
         raise ConfigError(f"splits= needs a 'train' selection (have {list(spec.splits) or 'none'}); e.g. "
@@ -801,11 +917,20 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
                 parts[name] = RootStream(spec, name, buffer_size=buffer_size if name == "train" else 0,
                                          shuffle=name == "train", seed=seed)
         sample = _first_rows(RootStream(spec, "train", buffer_size=0, shuffle=False), standardise_on)
+        if spec.reweight:
+            parts["train"].reweighting = _fit_reweight(spec, sample)
     else:
         arrays = RootDataset.read(spec)
+        train_arrays = arrays
+        if spec.reweight:
+            train = arrays["split"] == list(spec.splits).index("train")
+            table = _fit_reweight(spec, {k: v[train] for k, v in arrays.items()})
+            weight = arrays["weight"].copy()
+            weight[train] = weight[train] * table.factors(arrays["reweight"][train], arrays["label"][train])
+            train_arrays = {**arrays, "weight": weight}
         for name in ("train", "val", "test"):
             if name in spec.splits:
-                parts[name] = RootDataset(spec, name, arrays=arrays)
+                parts[name] = RootDataset(spec, name, arrays=train_arrays if name == "train" else arrays)
         sample = parts["train"].arrays
     kwargs: dict[str, Any] = dict(standardisation(sample), num_classes=len(spec.classes or []),
                                   num_features=len(spec.feature_map()), input_spec=spec.input_spec())
@@ -816,6 +941,13 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
     counts = {name: len(d) for name, d in parts.items() if isinstance(d, RootDataset)}
     return DataSplits(train=parts["train"], val=parts.get("val"), test=parts.get("test"), collate_fn=collate,
                       model_kwargs=kwargs, info={"classes": spec.classes, "examples": counts})
+
+
+def _fit_reweight(spec: RootSpec, rows: Mapping[str, np.ndarray]) -> ReweightTable:
+    """The reweighting of ``spec`` fitted on training ``rows`` (with their ``reweight`` values)."""
+    if not len(rows["label"]):
+        raise DataError("reweight: the training split is empty, nothing to fit the reweighting on.")
+    return spec.reweight.fit(rows["reweight"], rows["label"], rows["weight"].astype(np.float64), spec.classes)
 
 
 def _first_rows(stream: RootStream, limit: int) -> dict[str, np.ndarray]:

@@ -33,6 +33,10 @@ from torch import nn
 
 from torchsci.errors import ConfigError
 from torchsci.models import MLP
+from torchsci_physics.pairs import PairEmbedding, pairwise_features
+
+__all__ = ["CollectionEmbedding", "EdgeConv", "JetMLP", "ParticleFlowNetwork", "ParticleNet", "ParticleTransformer",
+           "Standardise", "example_particles", "knn", "masked_mean", "pairwise_features"]
 
 
 class Standardise(nn.Module):
@@ -279,11 +283,20 @@ class EdgeConv(nn.Module):
         return _real(self.out((edges * weights.unsqueeze(-1)).sum(2) + self.shortcut(x)), mask)
 
 
+def padded_length(input_spec: Mapping[str, Any] | None) -> int | None:
+    """The number of particle slots per example the data of ``input_spec`` pads to (summed over collections)."""
+    particles = (input_spec or {}).get("particles")
+    if not particles:
+        return None
+    collections = [particles] if "p4" in particles else list(particles.values())
+    return sum(int(c.get("max_particles", 50)) for c in collections)
+
+
 class ParticleNet(_Tagger):
     """ParticleNet (Qu and Gouskos 2020): EdgeConv blocks with kNN in (eta, phi), then in feature space.
 
     ``points`` (delta eta, delta phi) choose the first block's neighbours; later blocks use the
-    previous block's features. ``k`` must not exceed the padded length ``P``. With several collections
+    previous block's features. ``k`` must be below the padded length ``P`` (checked when the model is built from a dataset's ``model_kwargs``). With several collections
     (dicts, see the module docstring) neighbours are found across all of them (a track's neighbour may
     be a tower), and ``k`` must not exceed the sum of their lengths.
 
@@ -306,6 +319,11 @@ class ParticleNet(_Tagger):
         super().__init__(num_particle_features, num_features, num_classes, blocks[-1][-1], head, dropout,
                          particle_mean, particle_std, feature_mean, feature_std, input_spec,
                          embed_width=blocks[0][0])
+        length = padded_length(input_spec)
+        if length is not None and k >= length:
+            raise ConfigError(f"ParticleNet k={k}: the data pads to {length} particles per example (max_particles), "
+                              f"so each has at most {length - 1} neighbours; set k to at most {length - 1} "
+                              "(model.k=...) or raise max_particles.")
         self.blocks = nn.ModuleList()
         width = self.particle_width
         for channels in blocks:
@@ -319,27 +337,6 @@ class ParticleNet(_Tagger):
             x = block(coords, x, mask)
             coords = x
         return self.classify(masked_mean(x, mask, 1), features)
-
-
-def pairwise_features(vectors: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """ParT's pair features ``(B, P, P, 4)``: ln delta R, ln kT, ln z, ln m^2 from (px, py, pz, E).
-
-    Inputs are standardised against fixed scales inside :class:`ParticleTransformer`; here they are raw.
-    """
-    px, py, pz, e = vectors.unbind(-1)
-    pt = torch.sqrt(px * px + py * py + eps)
-    rap = 0.5 * torch.log((e + pz).clamp_min(eps) / (e - pz).clamp_min(eps))
-    phi = torch.atan2(py, px)
-    drap = rap.unsqueeze(2) - rap.unsqueeze(1)
-    dphi = torch.remainder(phi.unsqueeze(2) - phi.unsqueeze(1) + math.pi, 2 * math.pi) - math.pi
-    delta = torch.sqrt(drap * drap + dphi * dphi + eps)
-    ptmin = torch.minimum(pt.unsqueeze(2), pt.unsqueeze(1))
-    kt = ptmin * delta
-    z = ptmin / (pt.unsqueeze(2) + pt.unsqueeze(1))
-    s = vectors.unsqueeze(2) + vectors.unsqueeze(1)
-    m2 = s[..., 3] ** 2 - s[..., 0] ** 2 - s[..., 1] ** 2 - s[..., 2] ** 2
-    return torch.stack([torch.log(delta), torch.log(kt.clamp_min(eps)), torch.log(z.clamp_min(eps)),
-                        torch.log(m2.clamp_min(eps))], dim=-1)
 
 
 class _Attention(nn.Module):
@@ -373,8 +370,11 @@ class _Attention(nn.Module):
 class ParticleTransformer(_Tagger):
     """Particle Transformer (Qu, Li, Qian 2022): attention over particles biased by pairwise features.
 
-    Particle blocks attend among real particles with a learned per-head bias from
-    :func:`pairwise_features`; class-attention blocks then pool them into one token for the head.
+    Particle blocks attend among real particles with a learned per-head bias from the pair features
+    (ln delta R, ln kT, ln z, ln m^2, :func:`~torchsci_physics.pairs.pairwise_features`), embedded as in
+    the paper by a pointwise MLP of widths ``pair_widths`` after a batch normalisation over real pairs
+    (:class:`~torchsci_physics.pairs.PairEmbedding`), so GeV and MeV inputs give the same biases;
+    class-attention blocks then pool the particles into one token for the head.
     The default size is small (dim 64, 3 + 1 blocks) for CPU training. With several collections (dicts,
     see the module docstring) attention and pair features run across all of them.
 
@@ -392,7 +392,7 @@ class ParticleTransformer(_Tagger):
 
     def __init__(self, num_particle_features: int | Mapping[str, int] = 7, num_features: int = 0,
                  num_classes: int = 2, dim: int = 64, heads: int = 4, blocks: int = 3, class_blocks: int = 1,
-                 pair_width: int = 32, head: Sequence[int] = (64,), dropout: float = 0.0, particle_mean=None,
+                 pair_widths: Sequence[int] = (64, 64, 64), head: Sequence[int] = (64,), dropout: float = 0.0, particle_mean=None,
                  particle_std=None, feature_mean=None, feature_std=None,
                  input_spec: dict[str, Any] | None = None) -> None:
         super().__init__(num_particle_features, num_features, num_classes, dim, head, dropout, particle_mean,
@@ -401,7 +401,7 @@ class ParticleTransformer(_Tagger):
             raise ValueError(f"dim={dim} must be a multiple of heads={heads}")
         self.heads = heads
         self.embed = nn.Sequential(nn.Linear(self.particle_width, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.pair_embed = nn.Sequential(nn.Linear(4, pair_width), nn.GELU(), nn.Linear(pair_width, heads))
+        self.pair_embed = PairEmbedding((*pair_widths, heads))
         self.particle_blocks = nn.ModuleList(_Attention(dim, heads, dropout) for _ in range(blocks))
         self.class_blocks = nn.ModuleList(_Attention(dim, heads, dropout) for _ in range(class_blocks))
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
@@ -411,9 +411,7 @@ class ParticleTransformer(_Tagger):
                 vectors: torch.Tensor | Mapping[str, torch.Tensor], features: torch.Tensor | None = None) -> torch.Tensor:
         x, mask, (vectors,) = self.particle_inputs(particles, mask, vectors)
         x = _real(self.embed(x), mask)
-        pairs = pairwise_features(vectors)
-        # log-scale pair features are O(10); a fixed shift keeps the first layer well conditioned
-        bias = self.pair_embed(pairs * 0.1).permute(0, 3, 1, 2)
+        bias = self.pair_embed(vectors, mask).permute(0, 3, 1, 2)
         for block in self.particle_blocks:
             x = _real(block(x, x, mask, bias), mask)
         token = self.cls.to(x.dtype).expand(x.shape[0], -1, -1)
@@ -472,4 +470,8 @@ def register_models(registry: Any) -> None:
                             example_inputs=lambda: example_particles(with_points=True))(ParticleNet)
     registry.register_model("physics/part",
                             example_inputs=lambda: example_particles(with_vectors=True))(ParticleTransformer)
+    from torchsci_physics.interaction import PairInteractionNetwork  # noqa: PLC0415 (it builds on this module)
+
+    registry.register_model("physics/pairnet",
+                            example_inputs=lambda: example_particles(with_vectors=True))(PairInteractionNetwork)
     registry.register_model("physics/mlp", example_inputs=lambda: (torch.randn(3, 3),))(JetMLP)

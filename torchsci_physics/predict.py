@@ -83,7 +83,9 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
         raise ConfigError(f"{type(model).__name__} has no input_spec: it was not built from a physics dataset's "
                           "model_kwargs, so it is unknown how to read the ROOT file. Build it with "
                           "create_model(name, **splits.model_kwargs).")
-    spec_kwargs = {**spec_kwargs, "selection": spec_kwargs.get("selection") if selection else None}
+    # the training observers and folds need not exist in the file scored (data); observers= says what to copy
+    spec_kwargs = {**spec_kwargs, "selection": spec_kwargs.get("selection") if selection else None,
+                   "observers": {}, "folds": None}
     input_path = files
     spec = RootSpec(files=str(input_path), **spec_kwargs)
     tree = reading.open_tree(str(input_path), spec.tree)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from torchsci.testing import check_model
+from torchsci_physics.interaction import PairInteractionNetwork
 from torchsci_physics.models import (
     JetMLP,
     ParticleFlowNetwork,
@@ -17,6 +18,7 @@ PARTICLE_MODELS = {
     "pfn": (lambda **kw: ParticleFlowNetwork(**kw), {}),
     "particlenet": (lambda **kw: ParticleNet(k=3, blocks=((16, 16), (16,)), **kw), {"with_points": True}),
     "part": (lambda **kw: ParticleTransformer(dim=16, heads=2, blocks=2, **kw), {"with_vectors": True}),
+    "pairnet": (lambda **kw: PairInteractionNetwork(dim=16, pair_widths=(16,), message=(16,), **kw), {"with_vectors": True}),
 }
 
 
