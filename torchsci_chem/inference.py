@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -38,9 +39,44 @@ def load(model: str | Path | nn.Module) -> nn.Module:
     raise ConfigError(f"model={model!r} is neither a shipped model ({', '.join(PRETRAINED)}) nor a checkpoint file.")
 
 
+@dataclasses.dataclass
+class PropertyPrediction:
+    """Predictions with what a chemist needs to act on them, one entry per input molecule.
+
+    ``value`` (and ``std``, ``lower``, ``upper``) are ``(n,)`` for single-task models, ``(n, n_tasks)``
+    otherwise; NaN where a molecule could not be featurised (or the model gives no such number).
+    ``similarity`` is the Tanimoto similarity to the nearest training molecule and ``in_domain`` whether
+    it reaches the model's threshold (:mod:`torchsci_chem.domain`; NaN / False for models that hold no
+    training fingerprints). ``standardized``, ``changes`` and ``flags`` come from
+    :func:`torchsci_chem.standardize.standardize_report`. ``judgeable`` is False where the model
+    cannot judge the molecule: invalid, flagged (metal, inorganic, salt) or out of domain.
+    """
+
+    smiles: list[str]
+    value: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    interval: float | None
+    similarity: np.ndarray
+    in_domain: np.ndarray
+    standardized: list[str]
+    changes: list[list[str]]
+    flags: list[list[str]]
+
+    @property
+    def judgeable(self) -> np.ndarray:
+        valid = np.isfinite(self.value.reshape(len(self.smiles), -1)).all(axis=1)
+        return valid & self.in_domain & np.array([not f for f in self.flags], dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+
 def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
-            standardize: Sequence[str] = (), on_invalid: str = "raise", batch_size: int = 256,
-            n_jobs: int = 1) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+            interval: float | None = None, details: bool = False, standardize: bool | Sequence[str] = True,
+            on_invalid: str = "raise", batch_size: int = 256,
+            n_jobs: int = 1) -> np.ndarray | tuple[np.ndarray, np.ndarray] | PropertyPrediction:
     """Predict properties of molecules given as SMILES.
 
     Parameters
@@ -52,7 +88,17 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     return_std
         Also return the standard deviation across ensemble members (ensembles only; other models
         raise :class:`torchsci.ConfigError` because they have no uncertainty estimate).
-    standardize, n_jobs
+    interval
+        A coverage level (e.g. ``0.9``): return a :class:`PropertyPrediction` with conformal intervals
+        calibrated on the model's validation molecules (:mod:`torchsci_chem.uncertainty`); models
+        without calibration raise :class:`torchsci.ConfigError`.
+    details
+        Return a :class:`PropertyPrediction` (standardisation report, applicability domain, std).
+    standardize
+        ``True`` (default): the standardisation steps the model was trained with (the shipped models:
+        :data:`torchsci_chem.standardize.DEFAULT_STANDARDIZE`); ``False``: the molecules as given; or a
+        list of steps from :data:`torchsci_chem.featurize.STANDARDIZE_STEPS`.
+    n_jobs
         As for :func:`torchsci_chem.featurize.featurize`.
     on_invalid
         ``"raise"`` (default): one error listing every invalid SMILES; ``"skip"``: NaN for those rows,
@@ -60,7 +106,8 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
 
     Returns
     -------
-    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape).
+    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape), or
+    a :class:`PropertyPrediction` with ``interval`` or ``details``.
 
     Examples
     --------
@@ -68,40 +115,99 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
     >>> logS = torchsci_chem.predict(["CCO", "c1ccccc1O"], model="esol")
     >>> logS.shape, bool(logS[0] > logS[1])
     ((2,), True)
+    >>> out = torchsci_chem.predict(["CCO", "[Na+].[Cl-]"], interval=0.9)
+    >>> bool(out.lower[0] < out.value[0] < out.upper[0]), out.judgeable.tolist()
+    (True, [True, False])
     """
+    from torchsci_chem.standardize import resolve  # noqa: PLC0415
+
     net = load(model)
     members = getattr(net, "forward_members", None)
-    mve = getattr(net, "predicts_variance", False)
+    mve = getattr(core_module(net), "predicts_variance", False)
     if return_std and members is None and not mve:
         raise ConfigError(f"{type(net).__name__} is a single model without a variance head: no uncertainty is "
                           "available; use an ensemble (model='esol') or a D-MPNN trained with uncertainty='mve'.")
+    if interval is not None and not getattr(net, "calibration_size", 0):
+        raise ConfigError(f"predict(interval={interval}): this {type(net).__name__} holds no conformal calibration; "
+                          "use a shipped model (model='esol') or calibrate an ensemble as "
+                          "examples/chem_train_esol_ensemble.py does.")
+    steps = resolve(standardize, getattr(core_module(net), "standardize", ()))
     smiles = list(smiles)
-    out = featurize(smiles, standardize=standardize, on_invalid=on_invalid, n_jobs=n_jobs)
+    out = featurize(smiles, standardize=steps, on_invalid=on_invalid, n_jobs=n_jobs)
     if out.invalid:
         warnings.warn(describe_invalid(out.invalid) + "\nTheir predictions are NaN.", stacklevel=2)
-    means, stds = [], []
-    for inputs in model_inputs(net, out.graphs, [smiles[i] for i in out.kept], standardize, batch_size):
-        with torch.no_grad():
-            if members is not None:
-                each = members(*inputs)
-                means.append(each.mean(0).cpu())
-                stds.append(each.std(0, unbiased=False).cpu())
-            elif mve:
-                mean_part, variance = net(*inputs).chunk(2, dim=1)
-                means.append(mean_part.cpu())
-                stds.append(variance.sqrt().cpu())
-            else:
-                means.append(net(*inputs).cpu())
+    kept_smiles = [smiles[i] for i in out.kept]
+    each, variances = _member_outputs(net, out.graphs, kept_smiles, steps, batch_size)
+    from torchsci_chem.uncertainty import spread  # noqa: PLC0415
+
     n_tasks = _num_tasks(net)
     mean = np.full((len(smiles), n_tasks), np.nan)
     std = np.full((len(smiles), n_tasks), np.nan)
-    if means:
-        mean[out.kept] = torch.cat(means).double().numpy()
-        if stds:
-            std[out.kept] = torch.cat(stds).double().numpy()
-    if n_tasks == 1:
-        mean, std = mean[:, 0], std[:, 0]
-    return (mean, std) if return_std else mean
+    if len(out.kept):
+        mean[out.kept], sigma = spread(each, variances)
+        if members is not None or mve:
+            std[out.kept] = sigma
+    if not (interval is not None or details):
+        if n_tasks == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return (mean, std) if return_std else mean
+    return _details(net, smiles, out.kept, mean, std, interval, steps)
+
+
+def member_predictions(net: nn.Module, smiles: Sequence[str], standardize: Sequence[str] = (),
+                       batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every member's predictions ``(members, n, n_tasks)`` (one member for a single model) and their
+    predicted variances (same shape) for mean-variance models, else ``None``; invalid SMILES raise."""
+    out = featurize(list(smiles), standardize=standardize)
+    return _member_outputs(net, out.graphs, list(smiles), standardize, batch_size)
+
+
+def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[str], standardize: Sequence[str],
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    members = getattr(net, "forward_members", None)
+    mve = getattr(core_module(net), "predicts_variance", False)
+    n_members = len(net.members) if members is not None else 1
+    n_tasks = _num_tasks(net)
+    means, variances = [], []
+    for inputs in model_inputs(net, graphs, smiles, standardize, batch_size):
+        with torch.no_grad():
+            each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
+        each = each.double().cpu().numpy()
+        if mve:
+            means.append(each[..., :n_tasks])
+            variances.append(each[..., n_tasks:])
+        else:
+            means.append(each)
+    if not means:
+        empty = np.zeros((n_members, 0, n_tasks))
+        return empty, (empty if mve else None)
+    return np.concatenate(means, axis=1), (np.concatenate(variances, axis=1) if mve else None)
+
+
+def _details(net: nn.Module, smiles: list[str], kept: np.ndarray, mean: np.ndarray, std: np.ndarray,
+             level: float | None, steps: Sequence[str]) -> PropertyPrediction:
+    from torchsci_chem.domain import nearest_similarity, packed_fingerprints  # noqa: PLC0415
+    from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
+    from torchsci_chem.standardize import standardize_report  # noqa: PLC0415
+    from torchsci_chem.uncertainty import interval as conformal  # noqa: PLC0415
+
+    lower = np.full_like(mean, np.nan)
+    upper = np.full_like(mean, np.nan)
+    if level is not None and len(kept):
+        scores = net.conformal_scores.double().cpu().numpy()
+        beta = float(net.conformal_beta.item())
+        lower[kept], upper[kept] = conformal(mean[kept], std[kept], scores, beta, level)
+    similarity = np.full(len(smiles), np.nan)
+    in_domain = np.zeros(len(smiles), dtype=bool)
+    if getattr(net, "domain_size", 0) and len(kept):
+        fps = packed_fingerprints([parse_smiles(smiles[i], steps) for i in kept])
+        similarity[kept] = nearest_similarity(fps, net.domain_fingerprints.cpu().numpy())
+        in_domain[kept] = similarity[kept] >= float(net.domain_threshold.item())
+    reports = [standardize_report(s, steps) for s in smiles]
+    if mean.shape[1] == 1:
+        mean, std, lower, upper = mean[:, 0], std[:, 0], lower[:, 0], upper[:, 0]
+    return PropertyPrediction(smiles, mean, std, lower, upper, level, similarity, in_domain,
+                              [r.smiles for r in reports], [r.changes for r in reports], [r.flags for r in reports])
 
 
 def core_module(net: nn.Module) -> nn.Module:
@@ -123,7 +229,14 @@ def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[st
         if kind is None:
             raise ConfigError("this model takes per-molecule extra features of an unrecorded kind; build "
                               "GraphBatch.extra yourself and call the model.")
-        extra = molecule_features(smiles, kind, standardize)
+        names = getattr(core, "descriptor_names", ())
+        if names:  # the model's own list, checked against the installed RDKit when its weights were loaded
+            from torchsci_chem.descriptors import compute_descriptors  # noqa: PLC0415
+            from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
+
+            extra = compute_descriptors([parse_smiles(s, standardize) for s in smiles], names)
+        else:
+            extra = molecule_features(smiles, kind, standardize)
         if extra.shape[1] != core.extra_features:
             raise ConfigError(f"this model was trained with {core.extra_features} '{kind}' features, but this "
                               f"installation computes {extra.shape[1]} (a different RDKit version?); retrain it here.")
@@ -172,25 +285,52 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
 def _cmd_predict(args: argparse.Namespace) -> int:
     rows, smiles = _read_molecules(Path(args.molecules), args.smiles, args.on_invalid)
     net = load(args.model)
-    has_std = hasattr(net, "forward_members") or getattr(net, "predicts_variance", False)
-    result = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs)
-    mean, std = result if has_std else (result, None)
-    mean = mean.reshape(len(rows), -1)
+    has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
+    if args.interval is not None and not getattr(net, "calibration_size", 0):
+        raise ConfigError(f"--interval {args.interval}: model {args.model} holds no conformal calibration; drop "
+                          "--interval or use a shipped model.")
+    full = predict(smiles, net, details=True, interval=args.interval, on_invalid=args.on_invalid, n_jobs=args.jobs,
+                   standardize=not args.no_standardize)
+    mean = full.value.reshape(len(rows), -1)
+    std = full.std.reshape(len(rows), -1) if has_std else None
     names = [args.column] if mean.shape[1] == 1 else [f"{args.column}_{k}" for k in range(mean.shape[1])]
     fields = list(rows[0]) if rows else [args.smiles]
     extra_fields = names + ([f"{n}_std" for n in names] if std is not None else [])
+    if args.interval is not None:
+        extra_fields += [f"{n}_{end}" for n in names for end in ("lower", "upper")]
+    domain = bool(getattr(net, "domain_size", 0))
+    extra_fields += (["nearest_similarity", "in_domain"] if domain else []) + [
+        "standardized_smiles", "standardization", "flags", "judgeable"]
+    lower, upper = full.lower.reshape(len(rows), -1), full.upper.reshape(len(rows), -1)
+    judgeable = full.judgeable if domain else np.array([not f for f in full.flags]) & np.isfinite(mean).all(axis=1)
+
+    def number(x: float) -> str:
+        return "" if np.isnan(x) else f"{x:.4f}"
+
     with open(args.output, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields + extra_fields)
         writer.writeheader()
         for i, row in enumerate(rows):
             row = dict(row)
             for k, n in enumerate(names):
-                row[n] = "" if np.isnan(mean[i, k]) else f"{mean[i, k]:.4f}"
+                row[n] = number(mean[i, k])
                 if std is not None:
-                    s = std.reshape(len(rows), -1)[i, k]
-                    row[f"{n}_std"] = "" if np.isnan(s) else f"{s:.4f}"
+                    row[f"{n}_std"] = number(std[i, k])
+                if args.interval is not None:
+                    row[f"{n}_lower"], row[f"{n}_upper"] = number(lower[i, k]), number(upper[i, k])
+            if domain:
+                row["nearest_similarity"] = number(full.similarity[i])
+                row["in_domain"] = str(bool(full.in_domain[i])).lower()
+            row["standardized_smiles"] = full.standardized[i]
+            row["standardization"] = "; ".join(full.changes[i])
+            row["flags"] = " ".join(full.flags[i])
+            row["judgeable"] = str(bool(judgeable[i])).lower()
             writer.writerow(row)
     print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    if (~judgeable).any():
+        print(f"warning: the model cannot judge {int((~judgeable).sum())} of {len(rows)} molecules (invalid, flagged "
+              "as metal/inorganic/salt, or out of its domain); see the columns judgeable, flags"
+              + (", in_domain" if domain else ""), file=sys.stderr)
     return 0
 
 
@@ -233,6 +373,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1, help="featurisation processes")
+    p.add_argument("--interval", type=float, help="add calibrated prediction intervals of this coverage, e.g. 0.9")
+    p.add_argument("--no-standardize", action="store_true", help="keep the molecules as given (no standardization)")
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("train", help="train a model on a CSV of SMILES and targets")
     p.add_argument("data", help="CSV file")
