@@ -22,7 +22,9 @@ from torch import nn
 from torchsci.errors import ConfigError
 from torchsci.models import MLP
 from torchsci.registry import PretrainedWeights
+from torchsci_chem.descriptors import RDKIT2D_V1
 from torchsci_chem.featurize import ATOM_FEATURES, BOND_FEATURES
+from torchsci_chem.standardize import DEFAULT_STANDARDIZE
 
 
 def _vector(values: Sequence[float] | None, size: int, fill: float) -> torch.Tensor:
@@ -288,10 +290,14 @@ def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tu
 
 
 ESOL_WEIGHTS = PretrainedWeights(
-    "torchsci_chem", "weights/esol-dmpnn.safetensors",
-    sha256="7d861cb3e6aad6f9bf17917f50e365b2fa7640e1b0d807a25a68db1752ce1809",
-    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200},
-    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
+    "torchsci_chem", "weights/esol-dmpnn-rdkit2d.safetensors",
+    sha256="671e86e6554d12f6b51cdca05cfd1e81456ca16c9bb42798ea9e66dad4d02bac",
+    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200,
+            "extra_features": len(RDKIT2D_V1), "extra_kind": "rdkit2d-v1", "descriptor_names": list(RDKIT2D_V1),
+            "descriptor_rdkit": "2026.09.1", "standardize": list(DEFAULT_STANDARDIZE), "calibration_size": 113,
+            "domain_size": 902},
+    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs with the rdkit2d-v1 descriptors, conformal "
+                "intervals and applicability domain; see torchsci_chem/weights/MODEL_CARD.md",
 )
 
 
