@@ -21,7 +21,14 @@ from torch import nn
 
 import torchsci
 from torchsci.errors import ConfigError, DataError
-from torchsci_chem.featurize import MolGraph, collate_graphs, describe_invalid, featurize, molecule_features
+from torchsci_chem.featurize import (
+    GraphCache,
+    MolGraph,
+    collate_graphs,
+    describe_invalid,
+    featurize,
+    molecule_features,
+)
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol")}
 """Shipped models by short name: (registered model, pretrained tag)."""
@@ -133,11 +140,20 @@ def predict(smiles: Sequence[str], model: str | Path | nn.Module = "esol", *, re
                           "examples/chem_train_esol_ensemble.py does.")
     steps = resolve(standardize, getattr(core_module(net), "standardize", ()))
     smiles = list(smiles)
-    out = featurize(smiles, standardize=steps, on_invalid=on_invalid, n_jobs=n_jobs)
+    # The cache makes molecules that standardise to the same structure (enantiomers, a salt and its parent,
+    # one SMILES written twice) one graph, predicted once: equal inputs get bitwise equal predictions,
+    # which batching alone does not promise (a row's float32 sums depend on its position in a batch).
+    out = featurize(smiles, standardize=steps, on_invalid=on_invalid, n_jobs=n_jobs, cache=GraphCache())
     if out.invalid:
         warnings.warn(describe_invalid(out.invalid) + "\nTheir predictions are NaN.", stacklevel=2)
     kept_smiles = [smiles[i] for i in out.kept]
-    each, variances = _member_outputs(net, out.graphs, kept_smiles, steps, batch_size)
+    slot: dict[int, int] = {}
+    where = np.array([slot.setdefault(id(g), len(slot)) for g in out.graphs], dtype=np.int64)
+    first = np.unique(where, return_index=True)[1]
+    each, variances = _member_outputs(net, [out.graphs[k] for k in first], [kept_smiles[k] for k in first], steps,
+                                      batch_size)
+    each = each[:, where]
+    variances = None if variances is None else variances[:, where]
     from torchsci_chem.uncertainty import spread  # noqa: PLC0415
 
     n_tasks = _num_tasks(net)
