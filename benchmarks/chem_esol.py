@@ -43,14 +43,18 @@ import torch._dynamo  # noqa: F401  (see below)
 import torchsci
 from torchsci.registry import registry
 from torchsci_chem.datasets import ESOL_TARGET, esol_path
+from torchsci_chem.standardize import DEFAULT_STANDARDIZE
 
 PEER = Path(__file__).with_name("chem_chemprop_peer.py")
 
 
-def run_torchsci(split: str, seed: int, epochs: int, extra: str | None) -> tuple[float, float, dict]:
+def run_torchsci(split: str, seed: int, epochs: int, extra: str | None, standardize: bool = False,
+                 hidden: int = 300) -> tuple[float, float, dict]:
     torch.manual_seed(seed)
-    data = registry.create_dataset("chem/esol", split=split, seed=seed, extra=extra)
-    model = torchsci.create_model("chem/dmpnn", hidden=300, depth=3, readout="mean", **data.model_kwargs)
+    data = registry.create_dataset("chem/esol", split=split, seed=seed, extra=extra,
+                                   standardize=DEFAULT_STANDARDIZE if standardize else ())
+    model = torchsci.create_model("chem/dmpnn", hidden=hidden, depth=3, readout="mean", ffn_hidden=hidden,
+                                  **data.model_kwargs)
     task = registry.create_task("chem/property")
     trainer = torchsci.Trainer(max_epochs=epochs, batch_size=50, lr=1e-3, scheduler="cosine", seed=seed,
                                device="cpu", run_dir=tempfile.mkdtemp(), verbose=False, tensorboard=False)
@@ -90,27 +94,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--splits", type=int, default=1, help="random splits with seeds 0..n-1")
     parser.add_argument("--scaffold", type=int, default=0, help="scaffold-balanced splits with seeds 0..n-1")
-    parser.add_argument("--extra", choices=["descriptors", "morgan", "morgan_counts"],
+    parser.add_argument("--extra", choices=["descriptors", "morgan", "morgan_counts", "rdkit2d-v1"],
                         help="per-molecule features concatenated before torchsci's head (chemprop stays at defaults)")
+    parser.add_argument("--standardize", action="store_true",
+                        help="torchsci standardises molecules as the shipped models do (chemprop: as given)")
+    parser.add_argument("--hidden", type=int, default=300, help="torchsci's bond-state and head width")
+    parser.add_argument("--job", help="run only this split, e.g. random:3 or scaffold:1 (to run splits in parallel)")
     parser.add_argument("--chemprop-python", help="python of the chemprop 2.3.1 environment; without it, torchsci only")
     args = parser.parse_args()
     with esol_path().open() as fh:
         rows = list(csv.DictReader(fh))
     smiles = [r["smiles"] for r in rows]
     targets = np.array([float(r[ESOL_TARGET]) for r in rows])
-    print(f"extra features (torchsci): {args.extra}; torch threads {torch.get_num_threads()}, "
+    print(f"extra features (torchsci): {args.extra}, standardize {args.standardize}, hidden {args.hidden}; torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} cores, "
           f"load average at start {os.getloadavg()[0]:.2f}")
     print("| split | seed | torchsci test RMSE | chemprop test RMSE | torchsci training mol/s | "
           "chemprop training mol/s | speed ratio | load avg |\n|---|---|---|---|---|---|---|---|", flush=True)
     results: dict[str, list[tuple]] = {"random": [], "scaffold": []}
     jobs = [("random", s) for s in range(args.splits)] + [("scaffold", s) for s in range(args.scaffold)]
+    if args.job:
+        split, _, seed = args.job.partition(":")
+        jobs = [(split, int(seed))]
     for k, (split, seed) in enumerate(jobs):
         ours = theirs = None
         if args.chemprop_python and k % 2:  # chemprop first on every other split
             indices = registry.create_dataset("chem/esol", split=split, seed=seed).info["indices"]
             theirs = run_chemprop(args.chemprop_python, indices, seed, args.epochs, smiles, targets)
-        rmse, rate, indices = run_torchsci(split, seed, args.epochs, args.extra)
+        rmse, rate, indices = run_torchsci(split, seed, args.epochs, args.extra, args.standardize, args.hidden)
         ours = (rmse, rate)
         if args.chemprop_python and theirs is None:
             theirs = run_chemprop(args.chemprop_python, indices, seed, args.epochs, smiles, targets)

@@ -54,6 +54,7 @@ class MoleculeDataset(Dataset):
         self.extra = extra
         self.extra_kind: str | None = None
         self.skipped = list(skipped)
+        self.standardize: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -65,7 +66,7 @@ class MoleculeDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         part = MoleculeDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], self.targets[idx],
                                self.target_names, None if self.extra is None else self.extra[idx])
-        part.extra_kind = self.extra_kind
+        part.extra_kind, part.standardize = self.extra_kind, self.standardize
         return part
 
     @staticmethod
@@ -156,6 +157,7 @@ class SmilesCSVDataset(MoleculeDataset):
         names = [".".join(records[i][c] for c in smiles_cols) for i in keep]
         super().__init__(graphs, names, y[keep], target_cols, skipped=invalid)
         self.path, self.rows = path, [lines[i] for i in keep]
+        self.standardize = tuple(standardize)
         if extra is not None:
             self.add_extra(extra, standardize)
 
@@ -210,6 +212,7 @@ class SDFDataset(MoleculeDataset):
             raise DataError(f"{path}: no readable molecules (is it an SDF file?).")
         targets_arr = np.array(y, dtype=np.float32).reshape(len(mols), len(target_cols))
         super().__init__(mols_to_graphs(mols), names, targets_arr, target_cols, skipped=invalid)
+        self.standardize = tuple(standardize)
         if extra is not None:
             self.add_extra(extra, standardize)
 
@@ -318,6 +321,15 @@ def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequen
         x_std = x.std(axis=0)
         model_kwargs.update(extra_features=int(x.shape[1]), extra_kind=dataset.extra_kind, extra_mean=x.mean(axis=0).tolist(),
                             extra_std=np.where(x_std > 1e-8, x_std, 1.0).tolist())
+        from torchsci_chem.descriptors import DESCRIPTOR_SETS  # noqa: PLC0415
+
+        if dataset.extra_kind in DESCRIPTOR_SETS:  # the model records and checks its descriptor list
+            import rdkit  # noqa: PLC0415
+
+            model_kwargs.update(descriptor_names=list(DESCRIPTOR_SETS[dataset.extra_kind]),
+                                descriptor_rdkit=rdkit.__version__)
+    if getattr(dataset, "standardize", ()):
+        model_kwargs["standardize"] = list(dataset.standardize)
     info = {"split": split, "seed": seed, "sizes": list(sizes), "targets": dataset.target_names,
             "indices": {k: v.tolist() for k, v in zip(("train", "val", "test"), parts, strict=True)},
             "skipped": [list(r) for r in dataset.skipped]}
@@ -333,9 +345,14 @@ def esol_path() -> Path:
 
 
 def esol(split: str = "random", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1), extra: str | None = None,
-         n_folds: int = 5, fold: int = 0) -> DataSplits:
-    """``chem/esol``: ESOL aqueous solubility (logS, mol/L), 1,128 molecules, split and standardised."""
-    data = SmilesCSVDataset(esol_path(), smiles="smiles", targets=ESOL_TARGET, extra=extra)
+         n_folds: int = 5, fold: int = 0, standardize: Sequence[str] = ()) -> DataSplits:
+    """``chem/esol``: ESOL aqueous solubility (logS, mol/L), 1,128 molecules, split and standardised.
+
+    ``standardize`` (steps of :mod:`torchsci_chem.standardize`) is applied to every molecule, and
+    recorded in ``model_kwargs`` so the model applies the same steps when it predicts.
+    """
+    data = SmilesCSVDataset(esol_path(), smiles="smiles", targets=ESOL_TARGET, extra=extra,
+                            standardize=tuple(standardize))
     return split_dataset(data, split, sizes, seed, n_folds, fold)
 
 

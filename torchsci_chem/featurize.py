@@ -24,9 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from rdkit import Chem, RDLogger
+from rdkit import Chem, RDLogger, rdBase
 from rdkit.Chem import rdFingerprintGenerator
-from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from torchsci.errors import ConfigError, DataError
 
@@ -106,24 +105,22 @@ class _Invalid(Exception):
 
 
 _BLOCK = 2048
-#: The standardisation steps ``featurize(standardize=...)`` accepts.
-STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "neutralize")
+STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "organic_fragment", "neutralize", "tautomer", "no_stereo")
+"""Standardisation step names (see :mod:`torchsci_chem.standardize`), applied in this order."""
 
 
 def _standardizers(steps: Sequence[str]) -> list[Any]:
-    unknown = [s for s in steps if s not in STANDARDIZE_STEPS]
-    if unknown:
-        raise ConfigError(f"standardize={list(steps)}: unknown step(s) {unknown}; choose from {list(STANDARDIZE_STEPS)}.")
-    made = {"cleanup": rdMolStandardize.Cleanup, "largest_fragment": rdMolStandardize.LargestFragmentChooser().choose,
-            "neutralize": rdMolStandardize.Uncharger().uncharge}
-    return [made[s] for s in steps]
+    from torchsci_chem.standardize import standardizers  # noqa: PLC0415
+
+    return standardizers(steps)
 
 
 def parse_smiles(smiles: str, standardize: Sequence[str] = (), max_atoms: int | None = None) -> Chem.Mol:
     """Parse and sanitise one SMILES, apply the standardisation ``steps``; raise :class:`DataError` if impossible.
 
-    ``standardize`` takes any of ``"cleanup"`` (RDKit's normalisation of functional groups),
-    ``"largest_fragment"`` (strip salts and solvents) and ``"neutralize"``, applied in that order.
+    ``standardize`` takes any of :data:`STANDARDIZE_STEPS`: ``"cleanup"`` (RDKit's normalisation of
+    functional groups), ``"largest_fragment"`` or ``"organic_fragment"`` (strip salts and solvents),
+    ``"neutralize"``, ``"tautomer"`` (canonical tautomer) and ``"no_stereo"``, applied in that order.
 
     Examples
     --------
@@ -140,6 +137,7 @@ def parse_smiles(smiles: str, standardize: Sequence[str] = (), max_atoms: int | 
 def _parse(smiles: Any, steps: Sequence[Any], max_atoms: int | None) -> Chem.Mol:
     if not isinstance(smiles, str) or not smiles.strip():
         raise _Invalid("empty or not a string")
+    quiet = rdBase.BlockLogs()  # noqa: F841 (rdMolStandardize logs every step it runs at info level)
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:  # parse again without sanitising, only to say why
         raw = Chem.MolFromSmiles(smiles, sanitize=False)
@@ -493,11 +491,15 @@ def rdkit_descriptors(molecules: Iterable[str | Chem.Mol]) -> tuple[np.ndarray, 
     return values.astype(np.float32), names
 
 
-EXTRA_KINDS = ("morgan", "morgan_counts", "descriptors")
+EXTRA_KINDS = ("morgan", "morgan_counts", "descriptors", "rdkit2d-v1")
 
 
 def molecule_features(molecules: Iterable[str | Chem.Mol], kind: str, standardize: Sequence[str] = ()) -> np.ndarray:
-    """Per-molecule features of one ``kind`` (``"morgan"``, ``"morgan_counts"``, ``"descriptors"``), float32.
+    """Per-molecule features of one ``kind`` (``"morgan"``, ``"morgan_counts"``, ``"descriptors"``, or a named
+    descriptor list of :data:`torchsci_chem.descriptors.DESCRIPTOR_SETS` such as ``"rdkit2d-v1"``), float32.
+
+    ``"descriptors"`` is every descriptor of the installed RDKit (its list changes between versions); a
+    named list is fixed and checkable (:mod:`torchsci_chem.descriptors`).
 
     SMILES are parsed with the same ``standardize`` steps as the graphs, so that a model's extra
     features at prediction time match those it was trained with.
@@ -513,4 +515,8 @@ def molecule_features(molecules: Iterable[str | Chem.Mol], kind: str, standardiz
     mols = [m if isinstance(m, Chem.Mol) else parse_smiles(m, standardize) for m in molecules]
     if kind == "descriptors":
         return rdkit_descriptors(mols)[0]
+    from torchsci_chem.descriptors import DESCRIPTOR_SETS, compute_descriptors  # noqa: PLC0415
+
+    if kind in DESCRIPTOR_SETS:
+        return compute_descriptors(mols, DESCRIPTOR_SETS[kind])
     return morgan_fingerprints(mols, counts=kind == "morgan_counts")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -19,11 +20,18 @@ import torch
 from torch import nn
 
 import torchsci
-from torchsci.applicability import COLUMNS, as_columns, warning_line
+from torchsci.applicability import COLUMNS, Applicability, as_columns, warning_line
 from torchsci.errors import ConfigError, DataError
 from torchsci.io import atomic_output, check_output, read_csv
 from torchsci_chem.domain import applicability
-from torchsci_chem.featurize import MolGraph, collate_graphs, describe_invalid, featurize, molecule_features
+from torchsci_chem.featurize import (
+    GraphCache,
+    MolGraph,
+    collate_graphs,
+    describe_invalid,
+    featurize,
+    molecule_features,
+)
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol")}
 """Shipped models by short name: (registered model, pretrained tag)."""
@@ -41,9 +49,46 @@ def load(model: str | Path | nn.Module) -> nn.Module:
     raise ConfigError(f"model={model!r} is neither a shipped model ({', '.join(PRETRAINED)}) nor a checkpoint file.")
 
 
+@dataclasses.dataclass
+class PropertyPrediction:
+    """Predictions with what a chemist needs to act on them, one entry per input molecule.
+
+    ``value`` (and ``std``, ``lower``, ``upper``) are ``(n,)`` for single-task models, ``(n, n_tasks)``
+    otherwise; NaN where a molecule could not be featurised (or the model gives no such number).
+    ``similarity`` is the Tanimoto similarity to the nearest training molecule and ``in_domain`` whether
+    it reaches the model's threshold (:mod:`torchsci_chem.domain`; NaN / False for models that hold no
+    training fingerprints). ``standardized``, ``changes`` and ``flags`` come from
+    :func:`torchsci_chem.standardize.standardize_report`. ``judgeable`` is False where the model
+    cannot judge the molecule: invalid, flagged (metal, inorganic, salt, radical, ion) or out of domain;
+    ``applicability`` says why, per molecule, in the core's shape (:mod:`torchsci.applicability`).
+    """
+
+    smiles: list[str]
+    value: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    interval: float | None
+    similarity: np.ndarray
+    in_domain: np.ndarray
+    standardized: list[str]
+    changes: list[list[str]]
+    flags: list[list[str]]
+    applicability: list[Applicability | None]
+
+    @property
+    def judgeable(self) -> np.ndarray:
+        """Whether the model can judge each molecule (its :attr:`applicability`; False for invalid SMILES)."""
+        return np.array([a is not None and a.applicable for a in self.applicability], dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+
 def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
-            standardize: Sequence[str] = (), on_invalid: str = "raise", batch_size: int = 256,
-            n_jobs: int = 1, return_applicability: bool = False) -> np.ndarray | tuple[Any, ...]:
+            interval: float | None = None, details: bool = False, standardize: bool | Sequence[str] = True,
+            on_invalid: str = "raise", batch_size: int = 256, n_jobs: int = 1,
+            return_applicability: bool = False) -> np.ndarray | tuple[Any, ...] | PropertyPrediction:
     """Predict properties of molecules given as SMILES.
 
     Parameters
@@ -55,7 +100,17 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     return_std
         Also return the standard deviation across ensemble members (ensembles only; other models
         raise :class:`torchsci.ConfigError` because they have no uncertainty estimate).
-    standardize, n_jobs
+    interval
+        A coverage level (e.g. ``0.9``): return a :class:`PropertyPrediction` with conformal intervals
+        calibrated on the model's validation molecules (:mod:`torchsci_chem.uncertainty`); models
+        without calibration raise :class:`torchsci.ConfigError`.
+    details
+        Return a :class:`PropertyPrediction` (standardisation report, applicability domain, std).
+    standardize
+        ``True`` (default): the standardisation steps the model was trained with (the shipped models:
+        :data:`torchsci_chem.standardize.DEFAULT_STANDARDIZE`); ``False``: the molecules as given; or a
+        list of steps from :data:`torchsci_chem.featurize.STANDARDIZE_STEPS`.
+    n_jobs
         As for :func:`torchsci_chem.featurize.featurize`.
     on_invalid
         ``"raise"`` (default): one error listing every invalid SMILES; ``"skip"``: NaN for those rows,
@@ -67,8 +122,9 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
 
     Returns
     -------
-    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape;
-    and the list of judgements, last).
+    Predictions ``(n,)`` for single-task models, ``(n, n_tasks)`` otherwise (and the std, same shape; and
+    with ``return_applicability`` the list of :class:`~torchsci.applicability.Applicability`, last), or a
+    :class:`PropertyPrediction` with ``interval`` or ``details``.
 
     Examples
     --------
@@ -76,50 +132,144 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     >>> logS = torchsci_chem.predict(["CCO", "c1ccccc1O"], model="esol")
     >>> logS.shape, bool(logS[0] > logS[1])
     ((2,), True)
+    >>> out = torchsci_chem.predict(["CCO", "[Na+].[Cl-]"], interval=0.9)
+    >>> bool(out.lower[0] < out.value[0] < out.upper[0]), out.judgeable.tolist()
+    (True, [True, False])
     >>> logS, flags = torchsci_chem.predict("[NH4+].[Cl-]", return_applicability=True)
     >>> logS.shape, flags[0].applicable, flags[0].reason
     ((1,), False, 'a salt or mixture (2 fragments)')
     """
+    from torchsci_chem.standardize import resolve  # noqa: PLC0415
+
     if isinstance(smiles, (str, bytes)):  # one molecule, not a sequence of one-character SMILES
         smiles = [smiles.decode() if isinstance(smiles, bytes) else smiles]
     net = load(model)
     members = getattr(net, "forward_members", None)
-    mve = getattr(net, "predicts_variance", False)
+    mve = getattr(core_module(net), "predicts_variance", False)
     if return_std and members is None and not mve:
         raise ConfigError(f"{type(net).__name__} is a single model without a variance head: no uncertainty is "
                           "available; use an ensemble (model='esol') or a D-MPNN trained with uncertainty='mve'.")
+    if interval is not None and not getattr(net, "calibration_size", 0):
+        raise ConfigError(f"predict(interval={interval}): this {type(net).__name__} holds no conformal calibration; "
+                          "use a shipped model (model='esol') or calibrate an ensemble as "
+                          "examples/chem_train_esol_ensemble.py does.")
+    steps = resolve(standardize, getattr(core_module(net), "standardize", ()))
     smiles = list(smiles)
-    out = featurize(smiles, standardize=standardize, on_invalid=on_invalid, n_jobs=n_jobs)
+    # The cache makes molecules that standardise to the same structure (enantiomers, a salt and its parent,
+    # one SMILES written twice) one graph, predicted once: equal inputs get bitwise equal predictions,
+    # which batching alone does not promise (a row's float32 sums depend on its position in a batch).
+    out = featurize(smiles, standardize=steps, on_invalid=on_invalid, n_jobs=n_jobs, cache=GraphCache())
     if out.invalid:
         warnings.warn(describe_invalid(out.invalid) + "\nTheir predictions are NaN.", stacklevel=2)
-    means, stds = [], []
-    for inputs in model_inputs(net, out.graphs, [smiles[i] for i in out.kept], standardize, batch_size):
-        with torch.no_grad():
-            if members is not None:
-                each = members(*inputs)
-                means.append(each.mean(0).cpu())
-                stds.append(each.std(0, unbiased=False).cpu())
-            elif mve:
-                mean_part, variance = net(*inputs).chunk(2, dim=1)
-                means.append(mean_part.cpu())
-                stds.append(variance.sqrt().cpu())
-            else:
-                means.append(net(*inputs).cpu())
+    kept_smiles = [smiles[i] for i in out.kept]
+    slot: dict[int, int] = {}
+    where = np.array([slot.setdefault(id(g), len(slot)) for g in out.graphs], dtype=np.int64)
+    first = np.unique(where, return_index=True)[1]
+    each, variances = _member_outputs(net, [out.graphs[k] for k in first], [kept_smiles[k] for k in first], steps,
+                                      batch_size)
+    each = each[:, where]
+    variances = None if variances is None else variances[:, where]
+    from torchsci_chem.uncertainty import spread  # noqa: PLC0415
+
     n_tasks = _num_tasks(net)
     mean = np.full((len(smiles), n_tasks), np.nan)
     std = np.full((len(smiles), n_tasks), np.nan)
-    if means:
-        mean[out.kept] = torch.cat(means).double().numpy()
-        if stds:
-            std[out.kept] = torch.cat(stds).double().numpy()
-    if n_tasks == 1:
-        mean, std = mean[:, 0], std[:, 0]
-    flags = applicability(smiles)
-    line = None if return_applicability else warning_line("predict()", flags, smiles)
-    if line:
-        warnings.warn(line, stacklevel=2)
-    return (*((mean, std) if return_std else (mean,)), flags) if return_applicability else \
-        ((mean, std) if return_std else mean)
+    if len(out.kept):
+        mean[out.kept], sigma = spread(each, variances)
+        if members is not None or mve:
+            std[out.kept] = sigma
+    if interval is not None or details:
+        return _details(net, smiles, out.kept, mean, std, interval, steps)
+    if not return_applicability:
+        # the cheap structural rules only; the domain's similarity comes with details=True
+        line = warning_line("predict()", applicability(smiles), smiles)
+        if line:
+            warnings.warn(line, stacklevel=2)
+        if n_tasks == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return (mean, std) if return_std else mean
+    full = _details(net, smiles, out.kept, mean, std, None, steps)
+    return (full.value, full.std, full.applicability) if return_std else (full.value, full.applicability)
+
+
+def member_predictions(net: nn.Module, smiles: Sequence[str], standardize: Sequence[str] = (),
+                       batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every member's predictions ``(members, n, n_tasks)`` (one member for a single model) and their
+    predicted variances (same shape) for mean-variance models, else ``None``; invalid SMILES raise."""
+    out = featurize(list(smiles), standardize=standardize)
+    return _member_outputs(net, out.graphs, list(smiles), standardize, batch_size)
+
+
+def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[str], standardize: Sequence[str],
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    members = getattr(net, "forward_members", None)
+    mve = getattr(core_module(net), "predicts_variance", False)
+    n_members = len(net.members) if members is not None else 1
+    n_tasks = _num_tasks(net)
+    means, variances = [], []
+    for inputs in model_inputs(net, graphs, smiles, standardize, batch_size):
+        with torch.no_grad():
+            each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
+        each = each.double().cpu().numpy()
+        if mve:
+            means.append(each[..., :n_tasks])
+            variances.append(each[..., n_tasks:])
+        else:
+            means.append(each)
+    if not means:
+        empty = np.zeros((n_members, 0, n_tasks))
+        return empty, (empty if mve else None)
+    return np.concatenate(means, axis=1), (np.concatenate(variances, axis=1) if mve else None)
+
+
+def _details(net: nn.Module, smiles: list[str], kept: np.ndarray, mean: np.ndarray, std: np.ndarray,
+             level: float | None, steps: Sequence[str]) -> PropertyPrediction:
+    from torchsci_chem.domain import nearest_similarity, packed_fingerprints  # noqa: PLC0415
+    from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
+    from torchsci_chem.standardize import standardize_report  # noqa: PLC0415
+    from torchsci_chem.uncertainty import interval as conformal  # noqa: PLC0415
+
+    lower = np.full_like(mean, np.nan)
+    upper = np.full_like(mean, np.nan)
+    if level is not None and len(kept):
+        scores = net.conformal_scores.double().cpu().numpy()
+        beta = float(net.conformal_beta.item())
+        lower[kept], upper[kept] = conformal(mean[kept], std[kept], scores, beta, level)
+    similarity = np.full(len(smiles), np.nan)
+    in_domain = np.zeros(len(smiles), dtype=bool)
+    if getattr(net, "domain_size", 0) and len(kept):
+        fps = packed_fingerprints([parse_smiles(smiles[i], steps) for i in kept])
+        similarity[kept] = nearest_similarity(fps, net.domain_fingerprints.cpu().numpy())
+        in_domain[kept] = similarity[kept] >= float(net.domain_threshold.item())
+    reports = [standardize_report(s, steps) for s in smiles]
+    threshold = float(net.domain_threshold.item()) if getattr(net, "domain_size", 0) else None
+    judged = _judge(smiles, mean, similarity, threshold)
+    if mean.shape[1] == 1:
+        mean, std, lower, upper = mean[:, 0], std[:, 0], lower[:, 0], upper[:, 0]
+    return PropertyPrediction(smiles, mean, std, lower, upper, level, similarity, in_domain,
+                              [r.smiles for r in reports], [r.changes for r in reports], [r.flags for r in reports],
+                              judged)
+
+
+def _judge(smiles: Sequence[str], mean: np.ndarray, similarity: np.ndarray,
+           threshold: float | None) -> list[Applicability | None]:
+    """Per molecule: the structural rules of :func:`torchsci_chem.domain.applicability`, and for a model that
+    holds its training fingerprints, the nearest-neighbour similarity against its validation threshold."""
+    judged: list[Applicability | None] = []
+    for i, rule in enumerate(applicability(smiles)):
+        if rule is None or not np.isfinite(mean[i]).all():
+            judged.append(None)  # invalid: no prediction to judge
+            continue
+        reasons = [rule.reason] if rule.reason else []
+        basis = rule.basis
+        score = None
+        if threshold is not None:
+            score = float(similarity[i])
+            basis = f"{basis}; Tanimoto (Morgan r=2) to the nearest training molecule >= {threshold:.3f}"
+            if not score >= threshold:
+                reasons.append(f"far from the training molecules (nearest similarity {score:.2f} < {threshold:.2f})")
+        judged.append(Applicability(not reasons, "; ".join(reasons), score, basis))
+    return judged
 
 
 def core_module(net: nn.Module) -> nn.Module:
@@ -141,7 +291,14 @@ def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[st
         if kind is None:
             raise ConfigError("this model takes per-molecule extra features of an unrecorded kind; build "
                               "GraphBatch.extra yourself and call the model.")
-        extra = molecule_features(smiles, kind, standardize)
+        names = getattr(core, "descriptor_names", ())
+        if names:  # the model's own list, checked against the installed RDKit when its weights were loaded
+            from torchsci_chem.descriptors import compute_descriptors  # noqa: PLC0415
+            from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
+
+            extra = compute_descriptors([parse_smiles(s, standardize) for s in smiles], names)
+        else:
+            extra = molecule_features(smiles, kind, standardize)
         if extra.shape[1] != core.extra_features:
             raise ConfigError(f"this model was trained with {core.extra_features} '{kind}' features, but this "
                               f"installation computes {extra.shape[1]} (a different RDKit version?); retrain it here.")
@@ -192,26 +349,48 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
     rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
     net = load(args.model)
-    has_std = hasattr(net, "forward_members") or getattr(net, "predicts_variance", False)
-    *result, flags = predict(smiles, net, return_std=has_std, on_invalid=args.on_invalid, n_jobs=args.jobs,
-                             return_applicability=True)
-    mean, std = result if has_std else (result[0], None)
-    mean = mean.reshape(len(rows), -1)
+    has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
+    if args.interval is not None and not getattr(net, "calibration_size", 0):
+        raise ConfigError(f"--interval {args.interval}: model {args.model} holds no conformal calibration; drop "
+                          "--interval or use a shipped model.")
+    full = predict(smiles, net, details=True, interval=args.interval, on_invalid=args.on_invalid, n_jobs=args.jobs,
+                   standardize=not args.no_standardize)
+    mean = full.value.reshape(len(rows), -1)
+    std = full.std.reshape(len(rows), -1) if has_std else None
     names = [args.column] if mean.shape[1] == 1 else [f"{args.column}_{k}" for k in range(mean.shape[1])]
     fields = list(rows[0]) if rows else [args.smiles]
-    extra_fields = names + ([f"{n}_std" for n in names] if std is not None else []) + list(COLUMNS)
+    extra_fields = names + ([f"{n}_std" for n in names] if std is not None else [])
+    if args.interval is not None:
+        extra_fields += [f"{n}_{end}" for n in names for end in ("lower", "upper")]
+    domain = bool(getattr(net, "domain_size", 0))
+    extra_fields += (["nearest_similarity", "in_domain"] if domain else []) + [
+        "standardized_smiles", "standardization", "flags", "judgeable", *COLUMNS]
+    lower, upper = full.lower.reshape(len(rows), -1), full.upper.reshape(len(rows), -1)
+    judgeable = full.judgeable
+
+    def number(x: float) -> str:
+        return "" if np.isnan(x) else f"{x:.4f}"
+
     with atomic_output(output, [source], what="predictions") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields + extra_fields)
         writer.writeheader()
         for i, row in enumerate(rows):
             row = dict(row)
             for k, n in enumerate(names):
-                row[n] = "" if np.isnan(mean[i, k]) else f"{mean[i, k]:.4f}"
+                row[n] = number(mean[i, k])
                 if std is not None:
-                    s = std.reshape(len(rows), -1)[i, k]
-                    row[f"{n}_std"] = "" if np.isnan(s) else f"{s:.4f}"
-            writer.writerow({**row, **as_columns(flags[i])})
-    line = warning_line(str(source), flags, smiles)
+                    row[f"{n}_std"] = number(std[i, k])
+                if args.interval is not None:
+                    row[f"{n}_lower"], row[f"{n}_upper"] = number(lower[i, k]), number(upper[i, k])
+            if domain:
+                row["nearest_similarity"] = number(full.similarity[i])
+                row["in_domain"] = str(bool(full.in_domain[i])).lower()
+            row["standardized_smiles"] = full.standardized[i]
+            row["standardization"] = "; ".join(full.changes[i])
+            row["flags"] = " ".join(full.flags[i])
+            row["judgeable"] = str(bool(judgeable[i])).lower()
+            writer.writerow({**row, **as_columns(full.applicability[i])})
+    line = warning_line(str(source), full.applicability, smiles)
     if line:
         print(f"warning: {line}", file=sys.stderr)
     print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
@@ -263,6 +442,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1, help="featurisation processes")
+    p.add_argument("--interval", type=float, help="add calibrated prediction intervals of this coverage, e.g. 0.9")
+    p.add_argument("--no-standardize", action="store_true", help="keep the molecules as given (no standardization)")
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("train", help="train a model on a CSV of SMILES and targets")
     p.add_argument("data", help="CSV file")

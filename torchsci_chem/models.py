@@ -23,7 +23,9 @@ from torch import nn
 from torchsci.errors import ConfigError
 from torchsci.models import MLP
 from torchsci.registry import PretrainedWeights, forwards_to
+from torchsci_chem.descriptors import RDKIT2D_V1
 from torchsci_chem.featurize import ATOM_FEATURES, BOND_FEATURES
+from torchsci_chem.standardize import DEFAULT_STANDARDIZE
 
 
 def _vector(values: Sequence[float] | None, size: int, fill: float) -> torch.Tensor:
@@ -50,6 +52,27 @@ class _Standardised(nn.Module):
 
     def _unscale(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.target_std + self.target_mean
+
+    def _init_descriptors(self, names: Sequence[str], rdkit_version: str | None) -> None:
+        self.descriptor_names = tuple(names)
+        self.descriptor_rdkit = rdkit_version
+        if not names:
+            return
+        from torchsci_chem.descriptors import reference_values  # noqa: PLC0415
+
+        if len(names) != self.extra_features:
+            raise ConfigError(f"{len(names)} descriptor_names for extra_features={self.extra_features}; they must match.")
+        # Values of the installed RDKit now; a loaded state dict replaces them with the training-time values,
+        # which the hook below checks against a fresh computation.
+        self.register_buffer("descriptor_reference", torch.from_numpy(reference_values(names)))
+        self.register_load_state_dict_post_hook(_check_descriptors)
+
+
+def _check_descriptors(module: nn.Module, incompatible) -> None:
+    from torchsci_chem.descriptors import check_reference  # noqa: PLC0415
+
+    check_reference(module.descriptor_names, module.descriptor_reference.cpu().numpy(),
+                    module.descriptor_rdkit or "unknown")
 
 
 class DMPNN(_Standardised):
@@ -79,6 +102,14 @@ class DMPNN(_Standardised):
         train it with :class:`torchsci_chem.task.PropertyTask`, which then minimises the Gaussian NLL.
     target_mean, target_std, extra_mean, extra_std
         Standardisation fitted on the training split (predictions come back in original units).
+    descriptor_names, descriptor_rdkit
+        The named descriptors (:mod:`torchsci_chem.descriptors`) that are the extra features, and the RDKit
+        version they were computed with. The model then holds their values on the reference panel
+        (buffer ``descriptor_reference``); loading a state dict checks them against the installed RDKit
+        and raises :class:`~torchsci_chem.descriptors.DescriptorMismatchError` naming the descriptor.
+    standardize
+        Standardisation steps (:mod:`torchsci_chem.standardize`) of the training molecules, which
+        :func:`torchsci_chem.predict` applies to new ones.
 
     Examples
     --------
@@ -96,7 +127,9 @@ class DMPNN(_Standardised):
                  dropout: float = 0.0, num_tasks: int = 1, extra_features: int = 0, extra_kind: str | None = None,
                  uncertainty: str | None = None,
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
-                 extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None) -> None:
+                 extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None,
+                 descriptor_names: Sequence[str] = (), descriptor_rdkit: str | None = None,
+                 standardize: Sequence[str] = ()) -> None:
         super().__init__()
         if uncertainty not in (None, "mve"):
             raise ConfigError(f"DMPNN(uncertainty={uncertainty!r}): use None or 'mve'.")
@@ -114,6 +147,8 @@ class DMPNN(_Standardised):
         outputs = 2 * num_tasks if self.predicts_variance else num_tasks
         self.head = MLP(hidden + extra_features, outputs, hidden=(ffn_hidden,) * (ffn_layers - 1), dropout=dropout)
         self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
+        self.standardize = tuple(standardize)
+        self._init_descriptors(descriptor_names, descriptor_rdkit)
 
     def encode(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor, molecule: torch.Tensor,
                molecule_sizes: torch.Tensor) -> torch.Tensor:
@@ -158,15 +193,36 @@ class DMPNNEnsemble(nn.Module):
 
     :meth:`forward_members` gives every member's prediction, whose spread across members is the
     ensemble's uncertainty estimate.
+
+    Parameters
+    ----------
+    members
+        Number of D-MPNNs; the other keyword arguments go to each.
+    calibration_size
+        Number of validation molecules whose conformal scores (buffer ``conformal_scores``, with
+        ``conformal_beta``; see :mod:`torchsci_chem.uncertainty`) the ensemble holds for calibrated
+        intervals; 0: none.
+    domain_size
+        Number of training molecules whose packed fingerprints (buffer ``domain_fingerprints``, with the
+        in-domain threshold ``domain_threshold``; see :mod:`torchsci_chem.domain`) the ensemble holds; 0: none.
     """
 
     takes_graph = True
 
-    def __init__(self, members: int = 5, **kwargs) -> None:
+    def __init__(self, members: int = 5, calibration_size: int = 0, domain_size: int = 0, **kwargs) -> None:
         super().__init__()
         if members < 1:
             raise ConfigError(f"DMPNNEnsemble(members={members}): need at least one member.")
         self.members = nn.ModuleList(DMPNN(**kwargs) for _ in range(members))
+        self.calibration_size, self.domain_size = calibration_size, domain_size
+        if calibration_size:
+            self.register_buffer("conformal_scores", torch.zeros(calibration_size, dtype=torch.float64))
+            self.register_buffer("conformal_beta", torch.ones(1, dtype=torch.float64))
+        if domain_size:
+            from torchsci_chem.domain import PACKED_BYTES  # noqa: PLC0415
+
+            self.register_buffer("domain_fingerprints", torch.zeros(domain_size, PACKED_BYTES, dtype=torch.uint8))
+            self.register_buffer("domain_threshold", torch.zeros(1, dtype=torch.float64))
 
     def forward_members(self, atoms: torch.Tensor, bonds: torch.Tensor, edge_index: torch.Tensor,
                         molecule: torch.Tensor, molecule_sizes: torch.Tensor,
@@ -235,10 +291,14 @@ def select_molecules(inputs: tuple[torch.Tensor, ...], indices: list[int]) -> tu
 
 
 ESOL_WEIGHTS = PretrainedWeights(
-    "torchsci_chem", "weights/esol-dmpnn.safetensors",
-    sha256="7d861cb3e6aad6f9bf17917f50e365b2fa7640e1b0d807a25a68db1752ce1809",
-    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200},
-    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs; see torchsci_chem/weights/MODEL_CARD.md",
+    "torchsci_chem", "weights/esol-dmpnn-rdkit2d.safetensors",
+    sha256="671e86e6554d12f6b51cdca05cfd1e81456ca16c9bb42798ea9e66dad4d02bac",
+    kwargs={"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200,
+            "extra_features": len(RDKIT2D_V1), "extra_kind": "rdkit2d-v1", "descriptor_names": list(RDKIT2D_V1),
+            "descriptor_rdkit": "2026.09.1", "standardize": list(DEFAULT_STANDARDIZE), "calibration_size": 113,
+            "domain_size": 902},
+    description="ESOL aqueous solubility (logS, mol/L), 5 D-MPNNs with the rdkit2d-v1 descriptors, conformal "
+                "intervals and applicability domain; see torchsci_chem/weights/MODEL_CARD.md",
 )
 
 
