@@ -5,23 +5,46 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from torchsci.errors import DataError
 from torchsci_neuro.inference import LABEL_NAMES, TASKS, label_volumes, segment
 from torchsci_neuro.io import Scan, load_scan
+from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning
 
 
 def write_volumes(labels: nib.spatialimages.SpatialImage, task: str, path: str | Path) -> Path:
-    """Write ``label,name,voxels,volume_ml`` rows (one per label, background excluded) to a CSV file."""
+    """Write ``label,name,voxels,volume_ml`` rows (one per label, background excluded) to a CSV file.
+
+    Labels from :func:`~torchsci_neuro.inference.segment` with a quality score add a ``quality_score``
+    column (the scan's score on every row), so a table of many scans can be filtered on it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    rows = label_volumes(labels, task)
+    fields = ["label", "name", "voxels", "volume_ml"]
+    quality = labels.extra.get("quality") if hasattr(labels, "extra") else None
+    if quality is not None:
+        fields.append("quality_score")
+        rows = [{**row, "quality_score": quality["score"]} for row in rows]
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["label", "name", "voxels", "volume_ml"])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(label_volumes(labels, task))
+        writer.writerows(rows)
+    return path
+
+
+def write_probabilities(probs: np.ndarray, labels: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
+    """Write ``(C, X, Y, Z)`` class posteriors as a 4D float32 NIfTI (classes last) on the labels' grid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(np.moveaxis(probs, 0, -1).astype(np.float32), labels.affine, labels.header.copy())
+    image.set_data_dtype(np.float32)
+    nib.save(image, path)
     return path
 
 
@@ -69,13 +92,30 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     scan = load_scan(args.scan)
-    labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
-                     overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
-                     progress=not args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowQualityWarning)  # reported below, once, in the command's words
+        result = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
+                         overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
+                         progress=not args.quiet, probabilities=bool(args.probabilities))
+    labels, probs = result if args.probabilities else (result, None)
+    quality = labels.extra.get("quality")
+    if quality is not None:
+        low = quality["score"] < QUALITY_THRESHOLD
+        print(f"{args.scan}: quality score {quality['score']:.2f} (threshold {QUALITY_THRESHOLD}; brain "
+              f"{quality['brain_ml']:.0f} mL, mean posterior {quality['mean_confidence']:.2f}, CSF/GM/WM intensity "
+              f"{quality['csf_intensity']:.2f}/{quality['gm_intensity']:.2f}/{quality['wm_intensity']:.2f})"
+              + (": WARNING, this does not look like a T1-weighted brain scan the model can segment; labels and "
+                 "volumes are not to be trusted" if low else ""), file=sys.stderr)
+        if low and args.strict:
+            raise DataError(f"{args.scan}: quality score {quality['score']:.2f} is below {QUALITY_THRESHOLD} and "
+                            "--strict was given, so nothing was written; check that the file is a T1-weighted "
+                            "brain scan, or drop --strict to write the labels anyway.")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     nib.save(labels, output)
     written = [str(output)]
+    if probs is not None:
+        written.append(str(write_probabilities(probs, labels, args.probabilities)))
     if args.volumes:
         written.append(str(write_volumes(labels, args.task, args.volumes)))
     if args.qc:
@@ -103,5 +143,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "32", "bf16-mixed", "64"),
                    help="auto: bfloat16 where the hardware has it natively (about 1.8x faster); 32 for "
                         "labels that do not depend on the machine")
+    p.add_argument("--probabilities", default=None,
+                   help="also write the class posteriors (4D float32, classes last) on the input grid to this NIfTI")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2, nothing written) when the scan's quality score is below the threshold")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_segment)
