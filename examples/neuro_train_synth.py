@@ -16,6 +16,20 @@ a short cosine schedule that anneals to zero and up-weights CSF, which stage 1 h
     python examples/neuro_train_synth.py --run-dir runs/stage1  # stopped at step 1500
     python examples/neuro_train_synth.py --run-dir runs/stage2 --init-from runs/stage1/checkpoints/step-000001500.ckpt \
         --max-steps 1200 --lr 5e-4 --class-weights 1 3 1 1 --seed 1
+
+Fine-tuning the shipped weights with real full-head anatomy (issue 12): half of the training scans are
+drawn from a real full-head T1 (pydeface's average head, from its wheel) labelled by
+``templates.real_head_labels`` with deepbet's brain mask of it (deepbet runs in a benchmark venv, never
+a dependency; see benchmarks/README.md), so skull base, neck, orbits and dura are seen as background::
+
+    pip download --no-deps pydeface==2.1.0 -d /tmp/peers/pydeface && (cd /tmp/peers/pydeface && unzip -oq *.whl)
+    /root/bench-venvs/monai/bin/python -c "from deepbet import run_bet; run_bet( \
+        ['/tmp/peers/pydeface/pydeface/data/mean_reg2mean.nii.gz'], \
+        mask_paths=['/tmp/peers/masks/pydeface_mask.nii.gz'], no_gpu=True)"
+    OMP_NUM_THREADS=1 PYTHONPATH=. python examples/neuro_train_synth.py --run-dir runs/ft1 --init-pretrained \
+        --real-head /tmp/peers/pydeface/pydeface/data/mean_reg2mean.nii.gz /tmp/peers/masks/pydeface_mask.nii.gz \
+        --p-real-head 0.5 --lr 3e-4 --max-steps 450 --class-weights 1 3 1 1 --seed 3 --val-samples 4 \
+        --samples-per-epoch 150 --checkpoint-every 25 --log-every 5
 """
 
 from __future__ import annotations

@@ -249,6 +249,19 @@ def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
     return np.where(brain, tissue, 0).astype(np.uint8)
 
 
+def _cut_by_field_of_view(brain: np.ndarray, box: Sequence[slice], shape: Sequence[int]) -> bool:
+    """Whether the brain reaches the edge of the scan's field of view (a slab, a cut-off vertex).
+
+    The brain prior fits a whole template brain; on a partial brain it would be fitted to the part and
+    could cut real brain, so it is only used when the whole brain is in the field of view.
+    """
+    for axis, (sl, n) in enumerate(zip(box, shape, strict=True)):
+        faces = ([0] if sl.start == 0 else []) + ([brain.shape[axis] - 1] if sl.stop == n else [])
+        if any(np.take(brain, face, axis=axis).sum() > 10 for face in faces):
+            return True
+    return False
+
+
 def network_outputs(network: nn.Module) -> int:
     """Number of classes a segmentation network predicts (one tiny forward pass)."""
     parameter = next(network.parameters(), None)
@@ -379,7 +392,8 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     prior
         Call background what lies more than 6 mm outside the MNI152 brain affinely fitted to the
         model's brain posterior (:func:`~torchsci_neuro.prior.fit_brain_prior`): no brain in the neck,
-        clivus or orbits. ``False`` keeps the network's own answer everywhere.
+        clivus or orbits. Used only when the whole brain is inside the field of view (a slab through
+        the brain keeps the network's answer). ``False`` keeps the network's own answer everywhere.
     probabilities
         Also return the ``(C, X, Y, Z)`` float32 class posteriors on the input grid (as SynthSeg's
         ``--post``), e.g. to threshold, average over runs or measure uncertainty.
@@ -426,11 +440,12 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     if task == "tissue" and probs.shape[0] != 4:
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
-    if prior and probs.shape[1:].numel() > 1:
-        allowed = torch.from_numpy(fit_brain_prior((1.0 - probs[0]).float().cpu().numpy(), spacing))
-        probs = probs.float()
-        probs[1:] *= allowed.to(probs.device)
-        probs[0] = torch.where(allowed.to(probs.device), probs[0], torch.ones_like(probs[0]))
+    brain_probability = (1.0 - probs[0]).float().cpu().numpy()
+    if prior and probs.shape[1:].numel() > 1 and not _cut_by_field_of_view(brain_probability > 0.5, box, grid.shape):
+        allowed = torch.from_numpy(fit_brain_prior(brain_probability, spacing)).to(probs.device)
+        background = torch.zeros(probs.shape[0], 1, 1, 1, device=probs.device)
+        background[0] = 1.0
+        probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
     quality = quality_score(grid[box], probs, spacing ** 3 / 1000.0) if probs.shape[0] == 4 else None
     labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=probabilities,
                                         model_shape=grid.shape, box=box)

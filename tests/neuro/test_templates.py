@@ -49,7 +49,7 @@ def _phantom_head(tmp_path):
     """A real-format full-head phantom: a brain (WM core, GM, CSF) inside bone/muscle/fat shells, in air."""
     import nibabel as nib
 
-    shape = (48, 56, 50)
+    shape = (49, 56, 50)  # odd along the flipped axis, so the centre stays put under the flip
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(float)
     r = np.sqrt(((grid - np.array([24, 28, 25])) ** 2).sum(-1))
     image = np.select([r < 8, r < 12, r < 14, r < 16, r < 18, r < 20, r < 22],
@@ -68,13 +68,13 @@ def test_real_head_labels_keep_the_brain_and_split_the_head_by_intensity(tmp_pat
     head = real_head_labels(head_path, mask_path)
     assert head.names == REAL_HEAD_NAMES and head.labels.shape == r.shape
     assert head.affine[0, 0] > 0, "canonical (RAS) axis order"
-    r = r[::-1]  # the phantom is symmetric, but the axis flip is what as_closest_canonical did
+    r = r[::-1]  # as_closest_canonical flipped the first axis (the phantom is centred on it: the same r)
     assert set(np.unique(head.labels[r < 14])) <= {1, 2, 3}
     assert (head.labels[r < 7] == 3).all(), "the brightest brain class is white matter"
     assert set(np.unique(head.labels[(r > 14.5) & (r < 21.5)])) <= {4, 5, 6, 7}
     assert (head.labels[r > 25] == 0).all(), "air"
     assert head.t1_ranges.shape == (len(REAL_HEAD_NAMES), 2) and head.texture.shape == r.shape
-    assert np.allclose(head.centre_mm, head.affine[:3, :3] @ np.array([23.0, 28, 25]) + head.affine[:3, 3], atol=1.0)
+    assert np.allclose(head.centre_mm, head.affine[:3, :3] @ np.array([24.0, 28, 25]) + head.affine[:3, 3], atol=1.0)
 
 
 def test_real_head_labels_refuse_a_mask_on_another_grid(tmp_path):
