@@ -16,6 +16,20 @@ a short cosine schedule that anneals to zero and up-weights CSF, which stage 1 h
     python examples/neuro_train_synth.py --run-dir runs/stage1  # stopped at step 1500
     python examples/neuro_train_synth.py --run-dir runs/stage2 --init-from runs/stage1/checkpoints/step-000001500.ckpt \
         --max-steps 1200 --lr 5e-4 --class-weights 1 3 1 1 --seed 1
+
+Fine-tuning the shipped weights with real full-head anatomy (issue 12): half of the training scans are
+drawn from a real full-head T1 (pydeface's average head, from its wheel) labelled by
+``templates.real_head_labels`` with deepbet's brain mask of it (deepbet runs in a benchmark venv, never
+a dependency; see benchmarks/README.md), so skull base, neck, orbits and dura are seen as background::
+
+    pip download --no-deps pydeface==2.1.0 -d /tmp/peers/pydeface && (cd /tmp/peers/pydeface && unzip -oq *.whl)
+    /root/bench-venvs/monai/bin/python -c "from deepbet import run_bet; run_bet( \
+        ['/tmp/peers/pydeface/pydeface/data/mean_reg2mean.nii.gz'], \
+        mask_paths=['/tmp/peers/masks/pydeface_mask.nii.gz'], no_gpu=True)"
+    OMP_NUM_THREADS=1 PYTHONPATH=. python examples/neuro_train_synth.py --run-dir runs/ft1 --init-pretrained \
+        --real-head /tmp/peers/pydeface/pydeface/data/mean_reg2mean.nii.gz /tmp/peers/masks/pydeface_mask.nii.gz \
+        --p-real-head 0.5 --lr 3e-4 --max-steps 450 --class-weights 1 3 1 1 --seed 3 --val-samples 4 \
+        --samples-per-epoch 150 --checkpoint-every 25 --log-every 5
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import torch
 import torchsci
 from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset
 from torchsci_neuro.task import SegmentationTask
+from torchsci_neuro.templates import real_head_labels
 
 DEFAULT_RUN_DIR = Path("/root/torchsci-neuro-runs/synth_tissue")  # outside any work tree: survives checkouts
 
@@ -57,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start from the weights of this checkpoint (a second, fine-tuning stage)")
     p.add_argument("--class-weights", type=float, nargs=4, default=None,
                    help="cross-entropy weights of background, CSF, GM, WM")
+    p.add_argument("--init-pretrained", action="store_true",
+                   help="start from the shipped neuro/unet3d-tissue weights (fine-tuning them)")
+    p.add_argument("--real-head", type=Path, nargs=2, action="append", default=[], metavar=("IMAGE", "BRAIN_MASK"),
+                   help="a real full-head T1 and its brain mask as a second label source "
+                        "(templates.real_head_labels); repeatable")
+    p.add_argument("--p-real-head", type=float, default=0.5, help="share of training scans drawn from --real-head")
     return p.parse_args(argv)
 
 
@@ -66,12 +87,17 @@ def main(argv: list[str] | None = None) -> torchsci.FitResult:
     torch.set_num_threads(args.threads)
     crop = tuple(args.crop)
     started = time.perf_counter()
-    train = SynthBrainDataset(length=args.samples_per_epoch, shape=crop, voxel_size=args.voxel_size)
+    real_heads = [real_head_labels(image, mask) for image, mask in args.real_head]
+    train = SynthBrainDataset(length=args.samples_per_epoch, shape=crop, voxel_size=args.voxel_size,
+                              real_heads=real_heads, p_real_head=args.p_real_head)
     val = FixedSynthDataset(args.val_samples, seed=args.val_seed, shape=crop, voxel_size=args.voxel_size)
     print(f"template and {args.val_samples} synthetic validation scans ready in {time.perf_counter() - started:.1f} s",
           flush=True)
     model = torchsci.create_model("neuro/unet3d", channels=list(args.channels),
                                   channels_last=args.channels_last, seed=args.seed)
+    if args.init_pretrained:
+        model.load_state_dict(torchsci.create_model("neuro/unet3d-tissue", pretrained=True).state_dict())
+        print("weights from the shipped neuro/unet3d-tissue", flush=True)
     if args.init_from is not None:
         torchsci.checkpoint.load_weights(model, args.init_from)
         print(f"weights from {args.init_from}", flush=True)

@@ -6,15 +6,18 @@ import argparse
 import csv
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 
-from torchsci.errors import ConfigError
+from torchsci.errors import ConfigError, DataError
 from torchsci.io import atomic_output, check_output
 from torchsci_neuro.inference import TASKS, label_volumes, segment
 from torchsci_neuro.io import Scan, load_scan
+from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -22,12 +25,30 @@ def write_volumes(labels: nib.spatialimages.SpatialImage, task: str, path: str |
                   inputs: Sequence[str | Path] = ()) -> Path:
     """Write ``label,name,voxels,volume_ml`` rows (one per label, background excluded) to a CSV file.
 
-    The file is written atomically and never over one of ``inputs``.
+    Labels from :func:`~torchsci_neuro.inference.segment` with a quality score add a ``quality_score``
+    column (the scan's score on every row), so a table of many scans can be filtered on it. The file is
+    written atomically and never over one of ``inputs``.
     """
+    rows = label_volumes(labels, task)
+    fields = ["label", "name", "voxels", "volume_ml"]
+    quality = labels.extra.get("quality") if hasattr(labels, "extra") else None
+    if quality is not None:
+        fields.append("quality_score")
+        rows = [{**row, "quality_score": quality["score"]} for row in rows]
     with atomic_output(path, inputs, suffixes=(".csv",), what="volumes") as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["label", "name", "voxels", "volume_ml"])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(label_volumes(labels, task))
+        writer.writerows(rows)
+    return Path(path)
+
+
+def write_probabilities(probs: np.ndarray, labels: nib.spatialimages.SpatialImage, path: str | Path,
+                        inputs: Sequence[str | Path] = ()) -> Path:
+    """Write ``(C, X, Y, Z)`` class posteriors as a 4D float32 NIfTI (classes last) on the labels' grid."""
+    image = nib.Nifti1Image(np.moveaxis(probs, 0, -1).astype(np.float32), labels.affine, labels.header.copy())
+    image.set_data_dtype(np.float32)
+    with atomic_output(path, inputs, suffixes=NIFTI_SUFFIXES, what="probabilities") as tmp:
+        nib.save(image, tmp)
     return Path(path)
 
 
@@ -87,17 +108,35 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     inputs = [args.scan[0]] + ([args.model] if args.model else [])
     # Every output is checked before the (long) segmentation, so a bad name costs seconds, not minutes.
     outputs = [(args.output, NIFTI_SUFFIXES, "labels")]
+    outputs += [(args.probabilities, NIFTI_SUFFIXES, "probabilities")] if args.probabilities else []
     outputs += [(args.volumes, (".csv",), "volumes")] if args.volumes else []
     outputs += [(args.qc, (".png",), "QC image")] if args.qc else []
     for path, suffixes, what in outputs:
         check_output(path, inputs, suffixes=suffixes, what=what)
     scan = load_scan(args.scan[0])
-    labels = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
-                     overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
-                     progress=not args.quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowQualityWarning)  # reported below, once, in the command's words
+        result = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
+                         overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
+                         progress=not args.quiet, probabilities=bool(args.probabilities))
+    labels, probs = result if args.probabilities else (result, None)
+    quality = labels.extra.get("quality")
+    if quality is not None:
+        low = quality["score"] < QUALITY_THRESHOLD
+        print(f"{args.scan[0]}: quality score {quality['score']:.2f} (threshold {QUALITY_THRESHOLD}; brain "
+              f"{quality['brain_ml']:.0f} mL, mean posterior {quality['mean_confidence']:.2f}, CSF/GM/WM intensity "
+              f"{quality['csf_intensity']:.2f}/{quality['gm_intensity']:.2f}/{quality['wm_intensity']:.2f})"
+              + (": WARNING, this does not look like a T1-weighted brain scan the model can segment; labels and "
+                 "volumes are not to be trusted" if low else ""), file=sys.stderr)
+        if low and args.strict:
+            raise DataError(f"{args.scan[0]}: quality score {quality['score']:.2f} is below {QUALITY_THRESHOLD} and "
+                            "--strict was given, so nothing was written; check that the file is a T1-weighted "
+                            "brain scan, or drop --strict to write the labels anyway.")
     with atomic_output(args.output, inputs, suffixes=NIFTI_SUFFIXES, what="labels") as tmp:
         nib.save(labels, tmp)
     written = [str(args.output)]
+    if probs is not None:
+        written.append(str(write_probabilities(probs, labels, args.probabilities, inputs)))
     if args.volumes:
         written.append(str(write_volumes(labels, args.task, args.volumes, inputs)))
     if args.qc:
@@ -129,6 +168,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "32", "bf16-mixed", "64"),
                    help="auto: bfloat16 where the hardware has it natively (about 1.8x faster); 32 for "
                         "labels that do not depend on the machine")
+    p.add_argument("--probabilities", default=None,
+                   help="also write the class posteriors (4D float32, classes last) on the input grid to this NIfTI")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2, nothing written) when the scan's quality score is below the threshold")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     study = p.add_argument_group("study", "several scans, a folder or a BIDS dataset in; BIDS derivatives, one "
                                  "volumes table (--volumes, default OUT/volumes.tsv) and a QC report out; "

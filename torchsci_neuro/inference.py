@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
@@ -26,6 +27,8 @@ from torch import nn
 
 from torchsci.errors import ConfigError
 from torchsci_neuro.io import Scan, load_scan
+from torchsci_neuro.prior import fit_brain_prior
+from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning, quality_score
 from torchsci_neuro.synth import normalise_intensity
 
 #: The registry name the shipped tissue model will have; ``segment(model=None)`` loads its weights.
@@ -165,6 +168,68 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def head_box(image: np.ndarray, margin: int, threshold: float = 0.1) -> tuple[slice, ...] | None:
+    """Where to run the network: the box around the head on the model grid, grown by ``margin`` voxels.
+
+    The head is the largest connected component of normalised intensities above ``threshold`` (after a
+    one-voxel opening, so noise specks in the air do not join it); an image with none gives the whole
+    grid. Running the windows inside this box only is what keeps the time and memory of a scan bounded
+    by its head, not its field of view, and keeps windows of pure air (whose instance-normalised
+    features are meaningless: the shipped model called several litres of air gray matter on 384^3 and
+    512^3 grids) out of the result. ``None`` when nothing is above the threshold (a blank image).
+
+    Examples
+    --------
+    >>> image = np.zeros((40, 40, 40), np.float32); image[10:20, 12:30, 5:9] = 1.0
+    >>> head_box(image, margin=2)
+    (slice(8, 22, None), slice(10, 32, None), slice(3, 11, None))
+    """
+    head = ndi.binary_opening(image > threshold)
+    if not head.any():
+        return None
+    return _bounding_box(_largest_component(head), margin)
+
+
+def _interpolation_axis(source: int, target: int, start: int, stop: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Canonical voxels ``lo:hi`` whose trilinear source (align_corners=False, as ``F.interpolate``) lies in
+    the model-grid range ``start:stop`` of an axis resampled from ``source`` to ``target`` voxels, with
+    their two source indices (relative to ``start``) stacked and the weight of the second."""
+    scale = source / target
+    positions = np.clip((np.arange(target) + 0.5) * scale - 0.5, 0.0, source - 1)
+    inside = np.flatnonzero((positions >= start) & (positions <= stop - 1))
+    lo, hi = int(inside[0]), int(inside[-1]) + 1
+    pos = positions[lo:hi]
+    first = np.floor(pos).astype(np.int64)
+    second = np.minimum(first + 1, stop - 1)
+    return lo, hi, np.stack([first - start, second - start]), (pos - first).astype(np.float32)
+
+
+def resample_box(probs: torch.Tensor, model_shape: Sequence[int], box: Sequence[slice],
+                 canonical_shape: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """Trilinear resampling of ``(C, ...)`` probabilities that cover ``box`` of the model grid onto the
+    canonical grid, computed only for the canonical voxels the box covers (outside it is background).
+
+    Equal to ``F.interpolate(..., mode="trilinear", align_corners=False)`` of the whole model grid inside
+    the box, without ever holding the whole canonical grid's probabilities (4 x 512^3 floats is 2 GiB).
+
+    Returns
+    -------
+    tuple
+        The resampled ``(C, ...)`` probabilities and the canonical slices they fill.
+    """
+    out_box = []
+    for axis, (source, target, sl) in enumerate(zip(model_shape, canonical_shape, box, strict=True)):
+        lo, hi, index, weight = _interpolation_axis(int(source), int(target), sl.start, sl.stop)
+        shape = [1] * probs.ndim
+        shape[axis + 1] = -1
+        w = torch.from_numpy(weight).view(shape).to(probs.dtype)
+        first = probs.index_select(axis + 1, torch.from_numpy(index[0]))
+        second = probs.index_select(axis + 1, torch.from_numpy(index[1]))
+        probs = first + (second - first) * w
+        out_box.append(slice(lo, hi))
+    return probs, tuple(out_box)
+
+
 def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
     """Labels from ``(C, X, Y, Z)`` class probabilities: the brain is the largest connected component
     with its holes filled; tissue labels are the most probable tissue class inside it.
@@ -182,6 +247,28 @@ def postprocess(probs: np.ndarray, task: str) -> np.ndarray:
         return brain.astype(np.uint8)
     tissue = (probs[1:].argmax(axis=0) + 1).astype(np.uint8)
     return np.where(brain, tissue, 0).astype(np.uint8)
+
+
+def _cut_by_field_of_view(brain: np.ndarray, box: Sequence[slice], shape: Sequence[int]) -> bool:
+    """Whether the brain reaches the edge of the scan's field of view (a slab, a cut-off vertex).
+
+    The brain prior fits a whole template brain; on a partial brain it would be fitted to the part and
+    could cut real brain, so it is only used when the whole brain is in the field of view.
+    """
+    for axis, (sl, n) in enumerate(zip(box, shape, strict=True)):
+        faces = ([0] if sl.start == 0 else []) + ([brain.shape[axis] - 1] if sl.stop == n else [])
+        if any(np.take(brain, face, axis=axis).sum() > 10 for face in faces):
+            return True
+    return False
+
+
+def network_outputs(network: nn.Module) -> int:
+    """Number of classes a segmentation network predicts (one tiny forward pass)."""
+    parameter = next(network.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    with torch.inference_mode():
+        return int(network(torch.zeros((1, 1, 16, 16, 16), dtype=dtype, device=device)).shape[1])
 
 
 def _checkpoint_model(path: Path) -> nn.Module:
@@ -274,7 +361,7 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
             device: str | torch.device = "auto", model: nn.Module | str | os.PathLike | None = None, *,
             spacing: float = 2.0, window: Sequence[int] = (96, 96, 96), overlap: float = 0.5,
             batch_size: int = 2, mirror: bool = False, precision: str = "auto", progress: bool = False,
-            return_probabilities: bool = False) -> nib.Nifti1Image | tuple[nib.Nifti1Image, np.ndarray]:
+            probabilities: bool = False, prior: bool = True) -> nib.Nifti1Image | tuple[nib.Nifti1Image, np.ndarray]:
     """Segment a brain scan; labels come back on the input's own grid (same shape, affine, orientation).
 
     Parameters
@@ -302,13 +389,22 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         :func:`inference_precision`), ``"32"``, ``"bf16-mixed"`` or ``"64"``.
     progress
         Show a progress bar over windows.
-    return_probabilities
-        Also return the ``(C, X, Y, Z)`` float32 class probabilities on the input grid.
+    prior
+        Call background what lies more than 6 mm outside the MNI152 brain affinely fitted to the
+        model's brain posterior (:func:`~torchsci_neuro.prior.fit_brain_prior`): no brain in the neck,
+        clivus or orbits. Used only when the whole brain is inside the field of view (a slab through
+        the brain keeps the network's answer). ``False`` keeps the network's own answer everywhere.
+    probabilities
+        Also return the ``(C, X, Y, Z)`` float32 class posteriors on the input grid (as SynthSeg's
+        ``--post``), e.g. to threshold, average over runs or measure uncertainty.
 
     Returns
     -------
     nibabel.Nifti1Image
         uint8 labels with the input's spatial shape and affine (a 4D input's volume axis is dropped).
+        With a tissue model (the default), ``labels.extra["quality"]`` holds the scan's quality score and its parts
+        (:func:`~torchsci_neuro.quality.quality_score`); below
+        :data:`~torchsci_neuro.quality.QUALITY_THRESHOLD` a :class:`LowQualityWarning` is issued.
 
     Examples
     --------
@@ -329,27 +425,62 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     network = network.to(target_device, policy.param_dtype).eval()
 
     data, voxel_size, ornt = canonical(scan)
-    image = torch.from_numpy(to_model_grid(data, voxel_size, spacing)).to(target_device, policy.param_dtype)
-
-    with policy.autocast():
-        probs = sliding_window_probabilities(network, image, window, overlap, batch_size,
-                                             mirror_axes=(0,) if mirror else (), progress=progress)
+    grid = to_model_grid(data, voxel_size, spacing)
+    # A margin of a quarter window: every window still holds head, and the brain keeps its context.
+    box = head_box(grid, margin=max(window) // 4)
+    if box is None:  # nothing but air (or a constant): no window to run, every voxel is background
+        box = tuple(slice(0, 1) for _ in grid.shape)
+        probs = torch.zeros((network_outputs(network), 1, 1, 1))
+        probs[0] = 1.0
+    else:
+        image = torch.from_numpy(np.ascontiguousarray(grid[box])).to(target_device, policy.param_dtype)
+        with policy.autocast():
+            probs = sliding_window_probabilities(network, image, window, overlap, batch_size,
+                                                 mirror_axes=(0,) if mirror else (), progress=progress)
     if task == "tissue" and probs.shape[0] != 4:
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
-    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=return_probabilities)
+    brain_probability = (1.0 - probs[0]).float().cpu().numpy()
+    if prior and probs.shape[1:].numel() > 1 and not _cut_by_field_of_view(brain_probability > 0.5, box, grid.shape):
+        allowed = torch.from_numpy(fit_brain_prior(brain_probability, spacing)).to(probs.device)
+        background = torch.zeros(probs.shape[0], 1, 1, 1, device=probs.device)
+        background[0] = 1.0
+        probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
+    quality = quality_score(grid[box], probs, spacing ** 3 / 1000.0) if probs.shape[0] == 4 else None
+    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=probabilities,
+                                        model_shape=grid.shape, box=box)
     out = _output_image(labels, scan)
-    if return_probabilities:
+    if quality is not None:
+        out.extra["quality"] = quality
+        if quality["score"] < QUALITY_THRESHOLD:
+            warnings.warn(f"{scan.source}: quality score {quality['score']:.2f} is below {QUALITY_THRESHOLD} "
+                          f"({_weakest(quality)}); this does not look like a T1-weighted brain scan the model can "
+                          "segment, so its labels and volumes are not to be trusted.", LowQualityWarning,
+                          stacklevel=2)
+    if probabilities:
         return out, probs
     return out
 
 
+def _weakest(quality: dict[str, float]) -> str:
+    parts = ("brain_volume", "confidence", "t1_contrast")
+    name = min(parts, key=lambda k: quality[k])
+    detail = {"brain_volume": f"brain {quality['brain_ml']:.0f} mL",
+              "confidence": f"mean posterior {quality['mean_confidence']:.2f}",
+              "t1_contrast": f"median intensity CSF/GM/WM {quality['csf_intensity']:.2f}/{quality['gm_intensity']:.2f}/"
+                             f"{quality['wm_intensity']:.2f}, not in T1 order"}
+    return f"weakest: {name}, {detail[name]}"
+
+
 def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], ornt: np.ndarray, task: str,
-                        with_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                        with_probabilities: bool = False, model_shape: Sequence[int] | None = None,
+                        box: Sequence[slice] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels and probabilities on the scan's own grid from ``(C, ...)`` probabilities on the model grid.
 
     The probabilities are resampled to the canonical grid of ``canonical_shape`` (see :func:`canonical`),
     turned into labels by :func:`postprocess`, and both go back to the scan's axis order ``ornt``.
+    With ``model_shape`` and ``box``, ``probs`` covers only ``box`` of a model grid of ``model_shape``
+    (see :func:`head_box`); everything outside it is background.
 
     Returns
     -------
@@ -357,13 +488,21 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
         uint8 labels ``(X, Y, Z)`` and float32 probabilities ``(C, X, Y, Z)`` in the scan's axis order
         (``None`` unless ``with_probabilities``).
     """
-    probs = _resample(probs.cpu(), canonical_shape).numpy()
-    labels = postprocess(probs, task)
+    probs = probs.cpu().float()
+    if box is None:
+        model_shape, box = probs.shape[1:], tuple(slice(0, n) for n in probs.shape[1:])
+    probs, out_box = resample_box(probs, model_shape, box, canonical_shape)
+    probs = probs.numpy()
+    labels = np.zeros(tuple(canonical_shape), dtype=np.uint8)
+    labels[out_box] = postprocess(probs, task)
     back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), ornt)
     labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
     if not with_probabilities:
         return labels, None
-    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in probs]).astype(np.float32)
+    full = np.zeros((probs.shape[0], *canonical_shape), dtype=np.float32)
+    full[0] = 1.0
+    full[(slice(None), *out_box)] = probs
+    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in full]).astype(np.float32)
 
 
 def label_volumes(labels: nib.spatialimages.SpatialImage, task: str = "tissue") -> list[dict[str, float | int | str]]:

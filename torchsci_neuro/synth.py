@@ -12,6 +12,7 @@ that global generator for every batch inside DataLoader workers, so a resumed ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from scipy import ndimage as ndi
 from torch.utils.data import Dataset
 
 from torchsci.errors import ConfigError
-from torchsci_neuro.templates import NUM_HEAD_LABELS, NUM_TISSUE_LABELS, LabelVolume, mni_head_labels
+from torchsci_neuro.templates import NUM_TISSUE_LABELS, LabelVolume, mni_head_labels
 
 # Roughly where the brain's centre lies in MNI space (mm); fields of view are drawn around it.
 _BRAIN_CENTRE_MM = np.array([0.0, -18.0, 10.0])
@@ -35,16 +36,20 @@ _T1_RANGES = np.array([
 
 
 def normalise_intensity(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Map the ``low``-``high`` percentile range of ``image`` to 0-1 and clip.
+    """Map the air level (``low`` percentile) to 0 and the ``high`` percentile of the head to 1, and clip.
 
-    The same normalisation must be applied to real scans at inference.
+    The head is what lies above an Otsu threshold of the voxels brighter than the air level, so the
+    bright end does not depend on how much air the field of view holds: zero-padding a scan to a larger
+    grid leaves its normalised intensities unchanged (a percentile over the whole field of view falls as
+    air is added, which made the shipped model call more white matter in padded scans). The same
+    normalisation must be applied to real scans at inference.
 
     Parameters
     ----------
     image
         Intensities of any shape.
     low, high
-        Percentiles mapped to 0 and 1.
+        Percentiles mapped to 0 (of the whole image) and to 1 (of the head).
 
     Returns
     -------
@@ -53,10 +58,20 @@ def normalise_intensity(image: np.ndarray, low: float = 0.5, high: float = 99.5)
 
     Examples
     --------
-    >>> float(normalise_intensity(np.arange(1000.0)).max())
-    1.0
+    >>> scan = np.zeros((20, 20, 20)); scan[5:15, 5:15, 5:15] = np.linspace(1.0, 2.0, 1000).reshape(10, 10, 10)
+    >>> padded = np.pad(scan, 20)
+    >>> bool(np.allclose(normalise_intensity(scan), normalise_intensity(padded)[20:-20, 20:-20, 20:-20]))
+    True
     """
-    lo, hi = np.percentile(image, [low, high])
+    from skimage.filters import threshold_otsu  # noqa: PLC0415 (kept out of the plug-in's import)
+
+    lo = float(np.percentile(image, low))
+    above_air = image[image > lo]
+    if above_air.size < 10 or float(above_air.min()) == float(above_air.max()):
+        head = above_air if above_air.size else image.ravel()
+    else:
+        head = above_air[above_air > threshold_otsu(above_air)]
+    hi = float(np.percentile(head, high))
     scaled = (image - lo) / max(hi - lo, 1e-6)
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
@@ -88,7 +103,8 @@ def _sample_coordinates(head: LabelVolume, shape: tuple[int, int, int], voxel_si
     if rng.uniform() < 0.5:  # the template is symmetric, so a left-right mirror is another plausible head
         scales[0] = -scales[0]
     linear = _rotation(angles) @ np.diag(scales)
-    centre = _BRAIN_CENTRE_MM + rng.uniform(-1.0, 1.0, size=3) * shift_mm
+    brain_centre = _BRAIN_CENTRE_MM if head.centre_mm is None else np.asarray(head.centre_mm)
+    centre = brain_centre + rng.uniform(-1.0, 1.0, size=3) * shift_mm
     world_to_voxel = np.linalg.inv(head.affine)
     matrix = (world_to_voxel[:3, :3] @ linear).astype(np.float32)
     origin = (world_to_voxel[:3, :3] @ centre + world_to_voxel[:3, 3]).astype(np.float32)
@@ -101,13 +117,13 @@ def _sample_coordinates(head: LabelVolume, shape: tuple[int, int, int], voxel_si
     return coords
 
 
-def _intensity_means(rng: Any, p_random_contrast: float) -> np.ndarray:
+def _intensity_means(rng: Any, p_random_contrast: float, ranges: np.ndarray) -> np.ndarray:
     if rng.uniform() < p_random_contrast:
-        means = rng.uniform(0.0, 1.0, size=NUM_HEAD_LABELS)
+        means = rng.uniform(0.0, 1.0, size=len(ranges))
         if rng.uniform() < 0.5:  # most real scans still have dark air, whatever the contrast
             means[0] = rng.uniform(0.0, 0.05)
         return means
-    return rng.uniform(_T1_RANGES[:, 0], _T1_RANGES[:, 1])
+    return rng.uniform(ranges[:, 0], ranges[:, 1])
 
 
 def _thick_slices(image: np.ndarray, rng: Any, voxel_size: float, max_thickness_mm: float) -> np.ndarray:
@@ -193,12 +209,21 @@ def synthesize(
     coords = _sample_coordinates(head, shape, voxel_size, rng, max_rotation_deg, scale_range, max_elastic_mm,
                                  np.asarray(shift_mm))
     head_labels = ndi.map_coordinates(head.labels, coords, order=0, mode="constant", cval=0)
-    if rng.uniform() < p_skull_stripped:
+    skull_stripped = rng.uniform() < p_skull_stripped
+    if skull_stripped:
         head_labels[head_labels >= NUM_TISSUE_LABELS] = 0
 
-    means = _intensity_means(rng, p_random_contrast).astype(np.float32)
-    stds = rng.uniform(0.0, 0.06, size=NUM_HEAD_LABELS).astype(np.float32)
+    ranges = _T1_RANGES if head.t1_ranges is None else head.t1_ranges
+    num_labels = len(ranges)
+    means = _intensity_means(rng, p_random_contrast, ranges).astype(np.float32)
+    stds = rng.uniform(0.0, 0.06, size=num_labels).astype(np.float32)
     image = means[head_labels] + stds[head_labels] * rng.standard_normal(size=shape).astype(np.float32)
+    if head.texture is not None:
+        # The real scan's structure within each label (sinus, marrow, muscle planes), at a random strength.
+        texture = ndi.map_coordinates(head.texture, coords, order=1, mode="constant", cval=0.0)
+        if skull_stripped:
+            texture[head_labels == 0] = 0.0
+        image += np.float32(rng.uniform(0.3, 1.2)) * texture.astype(np.float32)
     image = ndi.gaussian_filter(image, sigma=rng.uniform(0.3, 1.0))  # partial volume at tissue borders
     image *= np.exp(_smooth_field(rng, 1, 4, shape, rng.uniform(0.0, 0.3))[0])  # receive-coil bias field
     if rng.uniform() < p_thick_slices:
@@ -238,19 +263,26 @@ class SynthBrainDataset(Dataset):
     """
 
     def __init__(self, length: int = 250, shape: tuple[int, int, int] = (96, 96, 96), voxel_size: float = 2.0,
+                 *, real_heads: Sequence[LabelVolume] = (), p_real_head: float = 0.5,
                  **synth_kwargs: Any) -> None:
         if length < 1:
             raise ConfigError(f"SynthBrainDataset(length={length}): must be at least 1.")
+        if not 0.0 <= p_real_head <= 1.0:
+            raise ConfigError(f"SynthBrainDataset(p_real_head={p_real_head}): must be between 0 and 1.")
         self.length, self.shape, self.voxel_size = length, tuple(shape), voxel_size
         self.synth_kwargs = synth_kwargs
         # Built here, in the parent process, so forked DataLoader workers inherit it instead of rebuilding.
         self.head = mni_head_labels()
+        self.real_heads, self.p_real_head = tuple(real_heads), p_real_head
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = synthesize(self.shape, self.voxel_size, None, head=self.head, **self.synth_kwargs)
+        head = self.head
+        if self.real_heads and np.random.uniform() < self.p_real_head:
+            head = self.real_heads[np.random.randint(len(self.real_heads))]
+        image, labels = synthesize(self.shape, self.voxel_size, None, head=head, **self.synth_kwargs)
         return torch.from_numpy(image)[None], torch.from_numpy(labels.astype(np.int64))
 
 

@@ -95,7 +95,7 @@ def test_sphere_phantom_is_segmented_where_it_is(tmp_path, geometry):
 def test_tissue_labels_follow_intensity_bands_on_las_anatomical():
     """nibabel's real 2 mm LAS scan: each label covers the voxels whose intensity falls in its band."""
     out, probs = segment(ANATOMICAL, model=IntensityBands(), window=(16, 16, 16), device="cpu",
-                         return_probabilities=True)
+                         probabilities=True)
     source = nib.load(ANATOMICAL)
     assert out.shape == source.shape and np.allclose(out.affine, source.affine)
     assert out.get_data_dtype() == np.uint8

@@ -59,3 +59,28 @@ def test_registry_builds_the_generator_by_name():
 
     data = torchsci.registry.create_dataset("neuro/synth_brain", length=2, shape=SHAPE, voxel_size=4.0)
     assert isinstance(data, SynthBrainDataset) and len(data) == 2
+
+
+def test_normalisation_ignores_how_much_air_surrounds_the_head():
+    """Zero-padding a scan (a larger field of view) leaves its normalised intensities unchanged."""
+    rng = np.random.default_rng(0)
+    scan = np.zeros((30, 30, 30), np.float32)
+    scan[8:22, 8:22, 8:22] = rng.uniform(100, 900, (14, 14, 14))
+    scan += np.abs(rng.normal(0, 3, scan.shape)).astype(np.float32)  # noisy air, as in a magnitude image
+    big = np.pad(scan, 60)
+    np.testing.assert_allclose(normalise_intensity(big)[60:-60, 60:-60, 60:-60], normalise_intensity(scan),
+                               atol=0.01)
+
+
+def test_real_heads_are_drawn_as_a_second_label_source(tmp_path):
+    from torchsci_neuro.templates import real_head_labels
+
+    from .test_templates import _phantom_head
+
+    head_path, mask_path, _ = _phantom_head(tmp_path)
+    head = real_head_labels(head_path, mask_path)
+    data = SynthBrainDataset(length=2, shape=SHAPE, voxel_size=2.0, real_heads=[head], p_real_head=1.0)
+    np.random.seed(0)
+    image, labels = data[0]
+    assert set(labels.unique().tolist()) <= {0, 1, 2, 3} and (labels > 0).any()
+    assert torch.isfinite(image).all() and image.max() <= 1
