@@ -131,9 +131,15 @@ def robust_z(values: Sequence[float | None]) -> list[float | None]:
 def outlier_flags(rows: Sequence[Mapping], keys: Sequence[str]) -> list[str]:
     """For each row, ``"GM_ml z=+4.2; confidence z=-5.1"`` (or ``""``): the volumes (and scores) whose
     robust z across the successful rows exceeds :data:`OUTLIER_Z`; scores (``confidence``, ``quality``)
-    are flagged only when low."""
+    are flagged only when low. A quality score below the model's threshold is flagged whatever the study."""
+    from torchsci_neuro.quality import QUALITY_THRESHOLD  # noqa: PLC0415
+
     flags: list[list[str]] = [[] for _ in rows]
     ok = [i for i, row in enumerate(rows) if row.get("status") == "ok"]
+    for i in ok:
+        quality = _number(rows[i].get("quality"))
+        if quality is not None and quality < QUALITY_THRESHOLD:
+            flags[i].append(f"quality {quality:.2f} < {QUALITY_THRESHOLD} (not like a T1 brain scan)")
     for key in keys:
         values = [_number(rows[i].get(key)) for i in ok]
         for i, z in zip(ok, robust_z(values), strict=True):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -155,27 +154,20 @@ def _init_worker(model: Any, threads: int | None) -> None:
 
 
 def _segment_scan(scan: Any, settings: StudySettings, posteriors: bool) -> tuple[Any, np.ndarray | None, float | None]:
-    """Labels, posteriors (or ``None``) and the quality score (``None`` until ``segment()`` provides one).
+    """Labels, posteriors (or ``None``) and the scan's quality score, from the one-scan :func:`segment`."""
+    import warnings  # noqa: PLC0415
 
-    ``segment()`` is growing a result with a quality score and ``probabilities=True``; this reads either form.
-    """
     from torchsci_neuro.inference import segment  # noqa: PLC0415
+    from torchsci_neuro.quality import LowQualityWarning  # noqa: PLC0415
 
-    kwargs: dict[str, Any] = {"task": settings.task, "device": settings.device, "model": _NETWORK["model"],
-                              "overlap": settings.overlap, "batch_size": settings.batch_size,
-                              "precision": settings.precision, "mirror": settings.mirror,
-                              "progress": False}
-    parameters = inspect.signature(segment).parameters
-    if posteriors:
-        kwargs["probabilities" if "probabilities" in parameters else "return_probabilities"] = True
-    result = segment(scan, **kwargs)
-    if isinstance(result, tuple):
-        labels, probs = result[0], result[1]
-    else:
-        labels, probs = getattr(result, "labels", result), getattr(result, "probabilities", None)
-    quality = getattr(result, "quality", None)
-    quality = getattr(quality, "score", quality)
-    return labels, (None if probs is None else np.asarray(probs)), (None if quality is None else float(quality))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowQualityWarning)  # the table's quality column and flags report it
+        result = segment(scan, task=settings.task, device=settings.device, model=_NETWORK["model"],
+                         overlap=settings.overlap, batch_size=settings.batch_size, precision=settings.precision,
+                         mirror=settings.mirror, progress=False, probabilities=posteriors)
+    labels, probs = result if posteriors else (result, None)
+    quality = (getattr(labels, "extra", None) or {}).get("quality")
+    return labels, (None if probs is None else np.asarray(probs)), (None if quality is None else float(quality["score"]))
 
 
 def _mirrored(scan: Any) -> Any:
