@@ -74,7 +74,7 @@ docs-ci:
 
 # The Colab form of each tutorial (what the Colab badges open): docs/tutorials/colab/<name>.ipynb, no outputs.
 notebooks: $(STAMP)
-	for f in docs/tutorials/*.py; do $(PY) -m jupytext --to ipynb -o docs/tutorials/colab/$$(basename $$f .py).ipynb $$f; done
+	for f in docs/tutorials/*.py; do $(PY) -m jupytext --update --to ipynb -o docs/tutorials/colab/$$(basename $$f .py).ipynb $$f; done
 
 bench: $(STAMP)
 	$(PY) benchmarks/core_trainer_overhead.py

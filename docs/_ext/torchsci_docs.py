@@ -137,7 +137,7 @@ def canonical_name(target: str, module: str | None) -> str | None:
     ``target`` may be a public alias (``torchsci.DataError`` is ``torchsci.errors.DataError``) or a name
     as written inside ``module`` (``DataError`` where the module imports it, ``Trainer.fit``).
     """
-    for candidate in ([f"{module}.{target}"] if module else []) + [target]:
+    for candidate in ([f"{module}.{target}"] if module else []) + [target, f"builtins.{target}"]:
         obj = _locate(candidate)
         if isinstance(obj, (staticmethod, classmethod)):
             obj = obj.__func__

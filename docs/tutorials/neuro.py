@@ -66,14 +66,14 @@ print(f"device='auto' runs on {torchsci.resolve_device('auto')}")
 # Colab GPU runtime), otherwise the CPU; on a Colab TPU runtime with `torch_xla`, pass `device="xla"`.
 
 # %%
+from torchsci_neuro import inference  # segment()'s module, to see what this version offers
+
 scan_path = template_path("t1")
 scan = nib.load(scan_path)
 print(f"{scan_path.name}: shape {scan.shape}, voxel size {scan.header.get_zooms()} mm, "
       f"orientation {''.join(nib.aff2axcodes(scan.affine))}")
 # The one call is `labels = torchsci_neuro.segment(scan_path, device="auto")`; asking for the class
 # probabilities as well (used in section 2) costs nothing extra.
-from torchsci_neuro import inference  # segment()'s module, to see what this version offers
-
 options = inspect.signature(inference.segment).parameters
 flag = "probabilities" if "probabilities" in options else "return_probabilities"
 start = time.perf_counter()
@@ -90,9 +90,14 @@ nib.save(labels, WORK / "labels.nii.gz")  # open it over the scan in FSLeyes, IT
 # labels on the skull, the neck or the eyes mean the volumes are wrong.
 
 # %%
+from IPython import get_ipython
+
 from torchsci_neuro.commands import write_qc
 
-display(Image(filename=str(write_qc(scan_path, labels, "tissue", WORK / "qc.png"))))
+qc = write_qc(scan_path, labels, "tissue", WORK / "qc.png")
+if get_ipython() is not None:  # write_qc switches matplotlib to its file backend: turn inline plots back on
+    get_ipython().run_line_magic("matplotlib", "inline")
+display(Image(filename=str(qc)))
 
 # %% [markdown]
 # How sure was the model? Voxels where the most likely class has a probability well below 1 are where

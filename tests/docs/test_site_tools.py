@@ -35,6 +35,7 @@ def test_help_text_is_what_the_command_prints(path):
     ("DataError", "torchsci_chem.featurize", "torchsci.errors.DataError"),  # a name the module imports
     ("torchsci.registry", None, "torchsci.registry"),                 # the module, not the instance it shadows
     ("torch.Tensor", None, "torch.Tensor"),                           # external: found, not ours
+    ("FloatingPointError", "torchsci.trainer", "builtins.FloatingPointError"),  # a builtin base class
     ("NoSuchName", "torchsci", None),
 ])
 def test_references_resolve_as_python_resolves_names(target, module, want):
