@@ -178,7 +178,8 @@ class Trainer:
                 raise ConfigError(f"{name}={value}: must be at least 1.")
         if num_workers < 0:
             raise ConfigError(f"num_workers={num_workers}: must be 0 (load in the main process) or more.")
-        for name, value, low in (("lr", lr, "above 0"), ("weight_decay", weight_decay, "0 or more"),
+        # lr 0 is allowed: a run that must keep the weights (evaluating a fine-tuning set-up, a frozen check)
+        for name, value, low in (("lr", lr, "0 or more"), ("weight_decay", weight_decay, "0 or more"),
                                  ("gradient_clip_norm", gradient_clip_norm, "above 0")):
             if value is not None and not (math.isfinite(value) and (value > 0 or (value == 0 and low == "0 or more"))):
                 raise ConfigError(f"{name}={value}: must be a finite number {low}.")
