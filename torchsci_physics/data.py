@@ -95,6 +95,12 @@ class Collection:
     objects: list[str] | None = None
 
     def __post_init__(self) -> None:
+        numbered = self.numbered
+        if numbered is not None and (isinstance(numbered, bool) or not isinstance(numbered, int)
+                                     or not 1 <= numbered <= MAX_NUMBERED):
+            # checked before anything is built from it: numbered=10**9 must not become a billion names
+            raise ConfigError(f"particles p4={self.p4!r}: numbered must be an integer from 1 to {MAX_NUMBERED}, "
+                              f"got {numbered!r}.")
         if self.numbered is not None and self.objects is not None:
             raise ConfigError(f"particles p4={self.p4!r}: give numbered= (j{{i}} for i = 1..n) or objects= (named "
                               "branches such as pt_{i} for i in the names), not both.")
@@ -103,7 +109,7 @@ class Collection:
                 raise ConfigError(f"particles objects={self.objects!r} must be a non-empty list of names (e.g. "
                                   "['lead_jet', 'sub_jet']) that {i} in the branch names runs over.")
             self.objects = list(self.objects)
-        if self.members() is not None:
+        if self.objects is not None or self.numbered:
             comps = self.p4.values() if isinstance(self.p4, Mapping) else [self.p4]
             if not isinstance(self.p4, Mapping) or not any("{i}" in v for v in comps):
                 raise ConfigError(f"particles p4={self.p4!r}: with numbered= or objects= the four-momentum is a "

@@ -82,13 +82,18 @@ def _spec_expressions(spec):
 
 
 def _config_specs():
-    """The data part of every physics experiment config, merged over its dataset's defaults like the factory does."""
+    """The data part of every physics experiment config on the issue96 file, merged over its dataset's defaults
+    like the factory does (configs on other files, e.g. the generated event-classification ntuple, are run by
+    their own tests)."""
     out = {}
-    for path in sorted((ROOT / "configs" / "experiment" / "physics").glob("*.yaml")):
+    for path in sorted((ROOT / "torchsci_physics" / "configs" / "experiment" / "physics").glob("*.yaml")):
         data = dict(yaml.safe_load(path.read_text())["data"])
         name = data.pop("name")
         assert name in ("physics/qg_issue96", "physics/root"), f"{path}: add its dataset's defaults to this test"
+        if name == "physics/root" and "issue96" not in str(data.get("files")):
+            continue
         out[path.name] = {**(QG_ISSUE96 if name == "physics/qg_issue96" else {}), **data}
+    assert out, "no physics experiment config found"
     return out
 
 
