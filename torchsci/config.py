@@ -299,7 +299,7 @@ def config_options(group: str, config_dir: str | os.PathLike | None = None) -> l
     --------
     >>> from torchsci.config import config_options
     >>> [name for name in config_options("experiment") if name.startswith(("core/", "chem/esol"))]
-    ['chem/esol', 'chem/esol_descriptors', 'core/oscillator']
+    ['chem/esol', 'chem/esol_descriptors', 'chem/esol_rdkit2d', 'core/oscillator']
     """
     import importlib.resources  # noqa: PLC0415
 

@@ -75,8 +75,8 @@ def forwards_to(*targets: Callable[..., Any] | str, exclude: tuple[str, ...] = (
     >>> @forwards_to(Net)
     ... def net(seed: int = 0, **kwargs):
     ...     return Net(**kwargs)
-    >>> str(inspect.signature(net))
-    '(seed: int = 0, *, width: int = 8, depth: int = 2)'
+    >>> [(p.name, p.default) for p in inspect.signature(net).parameters.values()]
+    [('seed', 0), ('width', 8), ('depth', 2)]
     """
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
