@@ -367,6 +367,9 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
             raise ConfigError("an output folder is needed (-o DIR) for scans that are not a BIDS dataset.")
         out_dir = bids_root / "derivatives" / "torchsci"
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"-o {out_dir}: is a file; a study writes BIDS derivatives into a folder, so give a folder "
+                          f"(new or existing), e.g. -o {out_dir.parent / 'derivatives'}.")
     identity = model_identity(model)
     settings = StudySettings(task=task, model=None if model is None else str(model), device=device, overlap=overlap,
                              batch_size=batch_size, precision=precision, interval=interval, mirror=mirror,

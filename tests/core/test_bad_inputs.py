@@ -44,7 +44,7 @@ def _corpus(trained: Path, tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     return {
         "model_hidden_int": (["train", *TINY, "model.hidden=64"], ["model.hidden=64", "list of int"]),
         "model_hidden_strings": (["train", *TINY, "model.hidden=[a,b]"], ["model.hidden=['a', 'b']", "list of int"]),
-        "trainer_lr_negative": (["train", *TINY, "trainer.lr=-1"], ["trainer.lr=-1", "above 0"]),
+        "trainer_lr_negative": (["train", *TINY, "trainer.lr=-1"], ["trainer.lr=-1", "0 or more"]),
         "trainer_num_workers_negative": (["train", *TINY, "trainer.num_workers=-2"], ["trainer.num_workers=-2"]),
         "data_train_size_zero": (["train", *TINY, "data.train_size=0"], ["data.train_size=0", "at least 1"]),
         "slurm_sweep_without_slurm": (["train", "-m", "hydra/launcher=slurm", *TINY, "trainer.lr=1e-3,3e-3"],

@@ -53,7 +53,9 @@ CASES = {
                         ["volumes.txt", ".csv"]),
     "volumes_and_labels_one_file": (["{root}/t1.nii.gz", "-o", "{out}/x.nii.gz", "--volumes", "{out}/x.nii.gz"],
                                ["x.nii.gz"]),
-    "output_is_a_folder": (["{root}/t1.nii.gz", "-o", "{out}"], ["is a folder"]),
+    # An existing folder after -o means a study (BIDS derivatives there); an existing file cannot be one.
+    "study_output_is_a_file": (["{root}/t1.nii.gz", "{root}/no_geometry.nii", "-o", "{root}/complex.nii.gz"],
+                               ["complex.nii.gz"]),
     "checkpoint_of_another_field": (["{root}/t1.nii.gz", "-o", "{out}/labels.nii.gz", "--model",
                                      "{root}/core_mlp.ckpt"], ["core_mlp.ckpt", "core/mlp", "neuro model"]),
     "pixdim_zero_without_qform_sform": (["{root}/no_geometry.nii", "-o", "{out}/labels.nii.gz"],
