@@ -199,6 +199,20 @@ def _export(cfg: Any, trainer: Trainer, model: torch.nn.Module, task: Any, split
             "max_rel_diff": result.report.max_rel_diff, "dynamic_dims": result.report.dynamic_dims}
 
 
+def write_task_outputs(trainer: Trainer, model: torch.nn.Module, task: Any, splits: DataSplits, run_dir: Path,
+                       ckpt_path: Any = None) -> list[str]:
+    """The plots and tables a task writes from the test split (``task.write_outputs``) into ``run_dir/evaluation``.
+
+    A plug-in's task opts in by defining ``write_outputs(trainer, model, data, folder, *, collate_fn,
+    ckpt_path)`` returning the paths written (physics: ROC, sculpting, regression response); none otherwise.
+    """
+    write = getattr(task, "write_outputs", None)
+    if write is None or splits.test is None:
+        return []
+    paths = write(trainer, model, splits.test, run_dir / "evaluation", collate_fn=splits.collate_fn, ckpt_path=ckpt_path)
+    return [str(p) for p in paths]
+
+
 def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     """Run ``command`` on a composed config and return its results (also written to ``results.json``).
 
@@ -234,11 +248,15 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
         if splits.test is not None:
             best = fit.best_checkpoint or fit.last_checkpoint
             results["test"] = trainer.test(model, task, splits.test, collate_fn=splits.collate_fn, ckpt_path=best)
+            if outputs := write_task_outputs(trainer, model, task, splits, run_dir, best):
+                results["outputs"] = outputs
     elif command == "evaluate":
         for split, score in (("val", trainer.validate), ("test", trainer.test)):
             data = getattr(splits, split)
             if data is not None:
                 results[split] = score(model, task, data, collate_fn=splits.collate_fn, ckpt_path=cfg.get("ckpt"))
+        if outputs := write_task_outputs(trainer, model, task, splits, run_dir, cfg.get("ckpt")):
+            results["outputs"] = outputs
     elif command == "export":
         results["export"] = _export(cfg, trainer, model, task, splits, run_dir)
     else:

@@ -14,6 +14,9 @@ write the scores back as a friend tree. Layers, each a module:
   :mod:`~torchsci_physics.toys`: generated ntuples with a known answer;
 - :mod:`~torchsci_physics.metrics` and :mod:`~torchsci_physics.task`: weighted ROC AUC, background
   rejection, the ``physics/tagging`` task; :mod:`~torchsci_physics.plots`: ROC and score plots;
+  :mod:`~torchsci_physics.regression`: the ``physics/regression`` task (jet mass or energy: RMSE, MAE,
+  response bias and resolution, response plots); :mod:`~torchsci_physics.evaluation`: the plots written
+  after testing;
 - :mod:`~torchsci_physics.predict`: scores to a ROOT friend tree, and ``torchsci physics predict``.
 
 ``import torchsci_physics`` and :func:`register` import no ROOT library; datasets do when built.
@@ -37,7 +40,7 @@ def __getattr__(name: str) -> Any:
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them
-    from torchsci_physics import datasets, folds, models, predict, task  # noqa: PLC0415 (torch only at import time)
+    from torchsci_physics import datasets, folds, models, predict, regression, task  # noqa: PLC0415 (torch only at import time)
 
     def add_commands(subparsers: Any) -> None:
         predict.add_commands(subparsers)
@@ -46,5 +49,6 @@ def register(registry: Any) -> None:
     models.register_models(registry)
     datasets.register_datasets(registry)
     registry.register_task("physics/tagging")(task.TaggingTask)
+    registry.register_task("physics/regression")(regression.RegressionTask)
     registry.register_command("physics", add_commands)
     registry.register_configs("torchsci_physics.configs")  # experiment/physics/... (docs/plugins.md)

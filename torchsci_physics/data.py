@@ -15,6 +15,7 @@ One batch is a dict of tensors::
     vectors    (batch, max_particles, 4)  float32   (px, py, pz, E), for pairwise features
     features   (batch, G)                 float32   per-example features
     label (batch,) int64, weight (batch,) float32, entry (batch,) int64, object (batch,) int64
+    target     (batch,)                   float64   the regression target (only with ``target=``)
 
 Layout is particle-major (``[B, P, C]``), like :class:`torchsci.data.Padded`. With several named
 collections (``particles={"tracks": ..., "towers": ...}``) each is padded separately and its four
@@ -170,6 +171,14 @@ class RootSpec:
         A :class:`~torchsci_physics.reweighting.Reweight` (or its fields as a mapping): training
         examples reweighted to be flat in (or to follow a reference class in) binned variables, with
         class weights; validation and test keep the physical weights.
+    target, target_transform, target_scale
+        Regression (weaver's ``target_mass``): ``target`` is an expression for the value to learn (e.g.
+        ``"{obj}P4.mass"``), or ``{name: expression}`` to name it (the default name is ``target``); no
+        ``label`` is needed (all examples are one class ``all`` unless ``label``/``files`` give classes,
+        which reweighting then uses). ``target_transform="log"`` learns ``log(target)`` (targets must be
+        positive). ``target_scale`` ``[mean, std]`` of the transformed target standardises it; measured on
+        the training split when not given, and saved with the model so predictions come back in the
+        target's units. Use it with the ``physics/regression`` task.
     folds, fold
         k-fold training: ``folds`` is an expression giving each entry's fold, ``0 .. k-1`` (e.g.
         ``"event_number % 5"``); with ``fold=f`` the splits are ``test``: fold ``f``, ``train``: the other
@@ -192,9 +201,13 @@ class RootSpec:
     reweight: Any = None
     folds: str | None = None
     fold: int | None = None
+    target: str | dict[str, str] | None = None
+    target_transform: str | None = None
+    target_scale: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.reweight = as_reweight(self.reweight)
+        self._check_target()
         if self.fold is not None and not self.folds:
             raise ConfigError(f"fold={self.fold} needs folds= (an expression giving each entry's fold, e.g. "
                               "'event_number % 5').")
@@ -215,10 +228,41 @@ class RootSpec:
                 raise ConfigError("files= is a {class: files} mapping, so the label is the file's class; drop label=.")
             self.classes = list(self.files)
         if self.classes is None:
-            self.classes = ["background", "signal"]
+            self.classes = ["all"] if self.target is not None and self.label is None else ["background", "signal"]
         if self.particles is None and not self.features:
             raise ConfigError("RootSpec needs features= or particles= (or both): nothing would go into the model.")
         check_expressions(self)
+
+    def _check_target(self) -> None:
+        if self.target is not None:
+            if isinstance(self.target, Mapping):
+                if len(self.target) != 1 or not all(isinstance(k, str) and k.isidentifier() for k in self.target):
+                    raise ConfigError(f"target={dict(self.target)!r}: give one expression, or one {{name: expression}} "
+                                      "with a Python-identifier name, e.g. target: {jet_mass: '{obj}P4.mass'}.")
+            elif not isinstance(self.target, str):
+                raise ConfigError(f"target={self.target!r} must be an expression (a string) or {{name: expression}}.")
+        if self.target_transform not in (None, "log"):
+            raise ConfigError(f"target_transform={self.target_transform!r}: use 'log' or null (none).")
+        if self.target_scale is not None:
+            scale = list(self.target_scale)
+            if (len(scale) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scale)
+                    or not scale[1] > 0):
+                raise ConfigError(f"target_scale={self.target_scale!r} must be [mean, std] with std > 0 (or null to "
+                                  "measure it on the training split).")
+            self.target_scale = [float(v) for v in scale]
+        if (self.target_transform or self.target_scale) and self.target is None:
+            raise ConfigError("target_transform/target_scale are for regression: give target= (an expression) too.")
+
+    def target_name(self) -> str | None:
+        """The regression target's name (``"target"`` unless ``target`` is ``{name: expression}``)."""
+        if self.target is None:
+            return None
+        return next(iter(self.target)) if isinstance(self.target, Mapping) else "target"
+
+    def target_expression(self) -> str | None:
+        if self.target is None:
+            return None
+        return next(iter(self.target.values())) if isinstance(self.target, Mapping) else self.target
 
     def feature_map(self) -> dict[str, str]:
         return {f: f for f in self.features} if isinstance(self.features, (list, tuple)) else dict(self.features)
@@ -258,7 +302,8 @@ class RootSpec:
                      dataclasses.asdict(self.particles) if self.particles is not None else None)
         return {"tree": self.tree, "objects": self.objects, "features": self.feature_map(), "particles": particles,
                 "classes": list(self.classes), "selection": self.selection, "observers": self.observer_map(),
-                "folds": self.folds}
+                "folds": self.folds, "target": self.target if not isinstance(self.target, Mapping) else dict(self.target),
+                "target_transform": self.target_transform, "target_scale": self.target_scale}
 
 
 def _class_sources(name: str, value: Any, default_tree: str, label: int) -> list[tuple[str, str, int]]:
@@ -303,14 +348,14 @@ def batch_keys(spec: RootSpec) -> list[str]:
     keys = ["features"] + (["observers"] if spec.observers else [])
     for name in spec.collections():
         keys += [collection_key(k, name) for k in _PARTICLE_KEYS]
-    return keys + ["label", "weight", "entry", "object"]
+    return keys + ["label", "weight", "entry", "object"] + (["target"] if spec.target is not None else [])
 
 
 # ---------------------------------------------------------------------------------------------- one chunk
 def _expressions(spec: RootSpec, obj: str | None, with_targets: bool) -> list[str]:
     exprs = list(spec.feature_map().values())
     if with_targets:
-        exprs += [e for e in (spec.label, spec.weight) if e]
+        exprs += [e for e in (spec.label, spec.weight, spec.target_expression()) if e]
         exprs += list(spec.reweight.variable_map().values()) if spec.reweight else []
     exprs += [e for e in (spec.selection, spec.folds, *spec.splits.values()) if e]
     exprs += list(spec.observer_map().values())
@@ -351,7 +396,8 @@ def check_expressions(spec: RootSpec, where: str = "RootSpec") -> None:
         if not isinstance(obj, str) or not obj.isidentifier():
             raise ConfigError(f"{where}: objects must be names such as 'jet1' (they replace {{obj}}), got {obj!r}.")
     fields: list[tuple[str, Any]] = [(f"features[{k!r}]", v) for k, v in spec.feature_map().items()]
-    fields += [("label", spec.label), ("weight", spec.weight), ("selection", spec.selection)]
+    fields += [("label", spec.label), ("weight", spec.weight), ("selection", spec.selection),
+               ("target", spec.target_expression())]
     fields += [(f"splits[{k!r}]", v) for k, v in spec.splits.items()]
     extra: list[str] = []
     for name, c in spec.collections().items():
@@ -575,9 +621,13 @@ def read_block(spec: RootSpec, tree: Any, path: str, source: int, label_of_file:
                 if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
                     raise DataError(f"{path}: label {spec.label!r} gives non-integer values; it must give class indices.")
                 out["label"] = raw.astype(np.int64)
+            elif spec.target is not None:
+                out["label"] = np.zeros(n, np.int64)  # regression without classes: one class, "all"
             else:
                 raise ConfigError("no label: give label= (an expression) or files= as a {class: files} mapping.")
             out["weight"] = flat(spec.weight, "weight", np.float32) if spec.weight else np.ones(n, np.float32)
+            if spec.target is not None:
+                out["target"] = flat(spec.target_expression(), "target")
             if spec.reweight:
                 rw = spec.reweight.variable_map()
                 out["reweight"] = (np.stack([flat(e, f"reweight variable {k!r}") for k, e in rw.items()], axis=1)
@@ -617,6 +667,16 @@ def _check_block(spec: RootSpec, block: dict[str, np.ndarray], path: str, with_t
                             "selection= that removes such entries or fix classes=.")
         if not np.isfinite(block["weight"]).all():
             raise DataError(f"{path}: weight {spec.weight!r} is NaN or infinite for some entries.")
+        if "target" in block:
+            target, expr = block["target"], spec.target_expression()
+            bad = ~np.isfinite(target)
+            if spec.target_transform == "log":
+                bad |= ~(target > 0)
+            if bad.any():
+                need = "positive (target_transform='log')" if spec.target_transform == "log" else "finite"
+                raise DataError(f"{path}: target {expr!r} is {target[bad][0]} at entry {int(block['entry'][bad][0])} "
+                                f"({int(bad.sum())} example(s)); it must be {need}. Remove such entries with "
+                                f"selection=, e.g. selection: '{expr} > 0'.")
 
 
 def iter_blocks(spec: RootSpec, units: Sequence[tuple[int, int, int]] | None = None, **kwargs: Any
@@ -897,6 +957,28 @@ def standardisation(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+def transform_target(target: Any, transform: str | None) -> Any:
+    """``target`` (numpy or torch) in the space the model learns: ``log`` or unchanged."""
+    if transform == "log":
+        return torch.log(target) if isinstance(target, torch.Tensor) else np.log(target)
+    return target
+
+
+def untransform_target(value: Any, transform: str | None) -> Any:
+    """The inverse of :func:`transform_target`."""
+    if transform == "log":
+        return torch.exp(value) if isinstance(value, torch.Tensor) else np.exp(value)
+    return value
+
+
+def target_scale(target: np.ndarray, transform: str | None) -> list[float]:
+    """``[mean, std]`` of the transformed ``target`` (training examples): the regression's standardisation."""
+    if not len(target):
+        raise DataError("target: the training split is empty, nothing to measure the target's scale on.")
+    t = transform_target(np.asarray(target, np.float64), transform)
+    return [float(t.mean()), _safe_std(np.array([t.std()]))[0]]
+
+
 def _safe_std(std: np.ndarray) -> list[float]:
     return [float(s) if s > 0 and math.isfinite(s) else 1.0 for s in std]
 
@@ -938,7 +1020,10 @@ def make_splits(spec: RootSpec | Mapping[str, Any], *, streaming: bool = False, 
             if name in spec.splits:
                 parts[name] = RootDataset(spec, name, arrays=train_arrays if name == "train" else arrays)
         sample = parts["train"].arrays
-    kwargs: dict[str, Any] = dict(standardisation(sample), num_classes=len(spec.classes or []),
+    if spec.target is not None and spec.target_scale is None:
+        spec = dataclasses.replace(spec, target_scale=target_scale(sample["target"], spec.target_transform))
+    kwargs: dict[str, Any] = dict(standardisation(sample),
+                                  num_classes=1 if spec.target is not None else len(spec.classes or []),
                                   num_features=len(spec.feature_map()), input_spec=spec.input_spec())
     if isinstance(spec.particles, Collection):
         kwargs["num_particle_features"] = len(spec.particles.feature_map())

@@ -28,12 +28,16 @@ def _pyplot():
 
 
 def _save(plt: Any, fig: Any, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as a PNG (creating the folder) and free it."""
+    """Write ``fig`` as a PNG (creating the folder; atomically, through :func:`torchsci.io.atomic_output`) and free it."""
+    from torchsci.io import atomic_output  # noqa: PLC0415
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_output(path, what="plot") as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -3,7 +3,8 @@
 Prediction ignores the training selection and reads every entry, so entry ``i`` of the output
 belongs to entry ``i`` of the input; ``{obj}_selected`` records whether an example passed the
 selection. Files without the branches the selection reads (data, or simulation without truth
-labels) are scored with ``selection=False`` (``--no-selection``): no ``{obj}_selected`` branch. Scores are named ``{obj}_score_{class}`` (``score_{class}`` without objects). The output is
+labels) are scored with ``selection=False`` (``--no-selection``): no ``{obj}_selected`` branch. Scores are named ``{obj}_score_{class}`` (``score_{class}`` without objects); a regression model's
+predictions ``{obj}_pred_{target}`` (in the target's units, NaN where an entry has no such object). The output is
 written with ``mktree`` + ``extend``: a TTree, which every ROOT version reads (uproot >= 5.7 writes
 RNTuple for ``file[name] = arrays``).
 """
@@ -76,6 +77,7 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     from torchsci import Trainer  # noqa: PLC0415
     from torchsci_physics import reading  # noqa: PLC0415
     from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
+    from torchsci_physics.regression import RegressionTask  # noqa: PLC0415
     from torchsci_physics.task import TaggingTask  # noqa: PLC0415
 
     spec_kwargs = getattr(model, "input_spec", None)
@@ -101,14 +103,20 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     data = RootDataset(spec, arrays=arrays)
     trainer = Trainer(device=device, eval_batch_size=batch_size, batch_size=batch_size, verbose=False,
                       tensorboard=False, progress=progress, run_dir=tempfile.gettempdir())
-    scores = trainer.predict(model, TaggingTask(), data).numpy()
+    regression = spec.target is not None
+    task = RegressionTask() if regression else TaggingTask()
+    scores = trainer.predict(model, task, data).numpy()
     n = tree.num_entries
     branches: dict[str, np.ndarray] = {}
     entry, obj = arrays["entry"], arrays["object"]
     for k, name in enumerate(spec.objects or [None]):
         rows = obj == k
         prefix = f"{name}_" if name else ""
-        for c, cls in enumerate(spec.classes or []):
+        if regression:  # {obj}_pred_{target}, in the target's units; NaN where an entry has no such object
+            column = np.full(n, np.nan, np.float64)
+            column[entry[rows]] = scores[rows]
+            branches[f"{prefix}pred_{spec.target_name()}"] = column
+        for c, cls in enumerate([] if regression else spec.classes or []):
             column = np.full(n, -1.0, np.float32)
             column[entry[rows]] = scores[rows, c]
             branches[f"{prefix}score_{cls}"] = column

@@ -162,3 +162,14 @@ class TaggingTask(Task):
 
     def predict(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return outputs.softmax(-1)
+
+    def write_outputs(self, trainer: Any, model: nn.Module, data: Any, folder: Any, *, collate_fn: Any = None,
+                      ckpt_path: Any = None) -> list:
+        """Plots of ``data`` in ``folder``: ``roc.png``, ``scores.png``, ``sculpting.png`` (with ``sculpting=``).
+
+        The runner calls this after testing (``torchsci train``, ``torchsci evaluate``); see
+        :mod:`torchsci_physics.evaluation`.
+        """
+        from torchsci_physics.evaluation import write_tagging_outputs  # noqa: PLC0415
+
+        return write_tagging_outputs(self, trainer, model, data, folder, collate_fn=collate_fn, ckpt_path=ckpt_path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,4 +103,72 @@ def write_resonance_ntuple(path: str | os.PathLike, n_events: int, objects: int 
         for name, rows in parts.items():
             f.mktree(name, {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
             f[name].extend({k: v[rows] for k, v in data.items()})
+    return path
+
+
+def jet_mass_events(n_jets: int, *, seed: int = 0, unit: float = 1.0, max_constituents: int = 24) -> dict[str, Any]:
+    """Jets for a mass regression: jagged constituents (measured) and the true jet mass (the target).
+
+    Each jet has 3-``max_constituents`` massless constituents spread around its axis with a width
+    that varies from jet to jet (so the mass varies from a few GeV to ~100 GeV); the true mass is that
+    of the sum of the true constituents. The measured constituents have a 10% energy smearing and
+    lose 10% of the constituents at random, so the target is learnable from them but not a formula of them.
+
+    Returns ``part_px, part_py, part_pz, part_E`` (lists per jet), ``jet_pt``, ``jet_eta``, ``true_mass``,
+    ``event_number``, ``mc_weight``, in GeV times ``unit``.
+
+    Examples
+    --------
+    >>> from torchsci_physics.toys import jet_mass_events
+    >>> jets = jet_mass_events(5)
+    >>> len(jets["part_px"]), bool((jets["true_mass"] > 0).all())
+    (5, True)
+    """
+    import awkward as ak  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    counts = np.clip(rng.poisson(12, n_jets), 3, max_constituents)
+    jet = np.repeat(np.arange(n_jets), counts)
+    jet_pt = rng.uniform(150, 500, n_jets)
+    jet_eta, jet_phi = rng.normal(0, 1.0, n_jets), rng.uniform(-np.pi, np.pi, n_jets)
+    width = rng.uniform(0.02, 0.25, n_jets)
+    frac = rng.exponential(1.0, len(jet))
+    frac /= np.bincount(jet, frac, n_jets)[jet]
+    pt = frac * jet_pt[jet]
+    eta = jet_eta[jet] + rng.normal(0, 1, len(jet)) * width[jet]
+    phi = jet_phi[jet] + rng.normal(0, 1, len(jet)) * width[jet]
+    px, py, pz, e = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)
+    total = [np.bincount(jet, x, n_jets) for x in (px, py, pz, e)]
+    true_mass = np.sqrt(np.maximum(total[3] ** 2 - total[0] ** 2 - total[1] ** 2 - total[2] ** 2, 0))
+    smear = np.clip(rng.normal(1, 0.1, len(jet)), 0.5, 1.5)
+    keep = rng.uniform(size=len(jet)) > 0.1
+    keep[np.r_[0, np.cumsum(counts)[:-1]]] = True  # every jet keeps its first constituent
+    reco_counts = np.bincount(jet[keep], minlength=n_jets)
+    out = {name: ak.unflatten((x * smear)[keep].astype(np.float32) * unit, reco_counts)
+           for name, x in (("part_px", px), ("part_py", py), ("part_pz", pz), ("part_E", e))}
+    return {**out, "jet_pt": jet_pt * unit, "jet_eta": jet_eta, "true_mass": true_mass * unit,
+            "event_number": np.arange(n_jets, dtype=np.int64), "mc_weight": rng.uniform(0.5, 1.5, n_jets)}
+
+
+def write_jet_mass_ntuple(path: str | os.PathLike, n_jets: int, *, tree: str = "jets", seed: int = 0,
+                          unit: float = 1.0) -> Path:
+    """Write :func:`jet_mass_events` as TTree ``tree`` (jagged ``std::vector<float>`` constituents) with uproot.
+
+    Examples
+    --------
+    >>> import os, tempfile, uproot
+    >>> from torchsci_physics.toys import write_jet_mass_ntuple
+    >>> path = write_jet_mass_ntuple(os.path.join(tempfile.mkdtemp(), "jets.root"), 10)
+    >>> uproot.open(path)["jets"].num_entries
+    10
+    """
+    import awkward as ak  # noqa: PLC0415
+    import uproot  # noqa: PLC0415
+
+    data = jet_mass_events(n_jets, seed=seed, unit=unit)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as f:
+        f.mktree(tree, {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
+        f[tree].extend(data)
     return path
