@@ -114,7 +114,8 @@ def jet_mass_events(n_jets: int, *, seed: int = 0, unit: float = 1.0, max_consti
     of the sum of the true constituents. The measured constituents have a 10% energy smearing and
     lose 10% of the constituents at random, so the target is learnable from them but not a formula of them.
 
-    Returns ``part_px, part_py, part_pz, part_E`` (lists per jet), ``jet_pt``, ``jet_eta``, ``true_mass``,
+    Returns ``part_px, part_py, part_pz, part_E`` (lists per jet), ``jet_pt``, ``jet_eta``, the measured
+    constituents' mass ``jet_mass_reco`` (what a reconstructed jet's mass would be), ``true_mass``,
     ``event_number``, ``mc_weight``, in GeV times ``unit``.
 
     Examples
@@ -146,7 +147,10 @@ def jet_mass_events(n_jets: int, *, seed: int = 0, unit: float = 1.0, max_consti
     reco_counts = np.bincount(jet[keep], minlength=n_jets)
     out = {name: ak.unflatten((x * smear)[keep].astype(np.float32) * unit, reco_counts)
            for name, x in (("part_px", px), ("part_py", py), ("part_pz", pz), ("part_E", e))}
-    return {**out, "jet_pt": jet_pt * unit, "jet_eta": jet_eta, "true_mass": true_mass * unit,
+    reco = [np.bincount(jet[keep], (x * smear)[keep], n_jets) for x in (px, py, pz, e)]
+    reco_mass = np.sqrt(np.maximum(reco[3] ** 2 - reco[0] ** 2 - reco[1] ** 2 - reco[2] ** 2, 0))
+    return {**out, "jet_pt": jet_pt * unit, "jet_eta": jet_eta, "jet_mass_reco": reco_mass * unit,
+            "true_mass": true_mass * unit,
             "event_number": np.arange(n_jets, dtype=np.int64), "mc_weight": rng.uniform(0.5, 1.5, n_jets)}
 
 
