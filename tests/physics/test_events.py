@@ -131,3 +131,23 @@ def test_kfold_scores_every_event_out_of_fold_in_one_friend_tree_per_input_tree(
         with torch.no_grad():
             want = TaggingTask().forward(model, row).softmax(-1)[0, 1].item()
         assert scores["score_signal"][0] == pytest.approx(want, rel=1e-4)
+
+
+def test_the_config_run_writes_roc_scores_and_sculpting_plots_after_testing_and_evaluating(ntuple, tmp_path):
+    from torchsci.runner import run
+
+    overrides = ["experiment=physics/event_classification", "trainer=smoke", "trainer.tensorboard=false",
+                 "trainer.verbose=false", "trainer.max_epochs=1", "model.dim=8", "model.pair_widths=[8]",
+                 "model.message=[8]", "model.head=[8]", f"hydra.searchpath=[file://{CONFIGS}]"]
+    cfg = torchsci.compose([*overrides, f"run_dir={tmp_path / 'train'}"])
+    cfg.data.files = _files(ntuple)
+    results = run(cfg, "train")
+    names = sorted(pathlib.Path(p).name for p in results["outputs"])
+    assert names == ["roc.png", "scores.png", "sculpting.png"]
+    assert all((tmp_path / "train" / "evaluation" / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+    assert 0 <= results["test"]["test/sculpting@0.5"] <= 1
+    cfg = torchsci.compose([*overrides, f"run_dir={tmp_path / 'evaluate'}", f"+ckpt={results['best_checkpoint']}"])
+    cfg.data.files = _files(ntuple)
+    evaluated = run(cfg, "evaluate")
+    assert sorted(pathlib.Path(p).name for p in evaluated["outputs"]) == names
+    assert all(pathlib.Path(p).is_relative_to(tmp_path / "evaluate") for p in evaluated["outputs"])
