@@ -25,6 +25,9 @@ whole-process wall time is reported beside it.
 ``--models physics/pairnet ...`` adds torchsci rows for other models on the same jets (tracks as the
 set, their four-momenta for pair features; ``physics/pairnet`` at dim 32, pair MLP 32-32, messages
 32-32, two rounds; ``physics/part`` at its defaults): jets/s only, weaver-core runs ParticleNet alone.
+``--models physics/part`` also runs weaver-core's ParticleTransformer sized like torchsci's
+(``benchmarks/weaver/part.py``: embedding 64, 3 + 1 blocks, 4 heads, pair embedding 64-64-64, head 64,
+no dropout; the tracks' four-momenta as its ``pf_vectors``), interleaved after torchsci's ParT.
 ``--weaver-python none`` skips weaver-core.
 """
 
@@ -66,8 +69,9 @@ def make_jet_file(directory: str) -> tuple[str, np.ndarray, np.ndarray]:
     return path, real.mean(0), real.std(0)
 
 
-def weaver_data_config(path: str, mean: np.ndarray, std: np.ndarray) -> str:
-    """weaver's data config: the same inputs, standardised with the same numbers, no clipping."""
+def weaver_data_config(path: str, mean: np.ndarray, std: np.ndarray, vectors: bool = False) -> str:
+    """weaver's data config: the same inputs, standardised with the same numbers, no clipping (``vectors``: the
+    tracks' four-momenta as ``pf_vectors`` too, for ParT's pair features)."""
     def var(name: str, i: int) -> str:
         return f"      - [trk_{name}, {mean[i]:.8g}, {1 / std[i]:.8g}, -1.0e+9, 1.0e+9, 0]"
     lines = ["treename: jets", "selection: null", "new_variables:", "  trk_mask: ak.ones_like(trk_deta)",
@@ -78,6 +82,8 @@ def weaver_data_config(path: str, mean: np.ndarray, std: np.ndarray) -> str:
              "      - [point_deta, 0, 1, -1.0e+9, 1.0e+9, 0]", "      - [point_dphi, 0, 1, -1.0e+9, 1.0e+9, 0]",
              "  pf_features:", "    length: 6", "    pad_mode: constant", "    vars:",
              *[var(name, i) for i, name in enumerate(FEATURES)],
+             *(["  pf_vectors:", "    length: 6", "    pad_mode: constant", "    vars:",
+                *[f"      - [trk_{c}, null]" for c in ("px", "py", "pz", "E")]] if vectors else []),
              "  pf_mask:", "    length: 6", "    pad_mode: constant", "    vars:", "      - [trk_mask, null]",
              "labels:", "  type: simple", "  value: [label_quark, label_gluon]", "observers: []", ""]
     with open(path, "w") as f:
@@ -107,9 +113,13 @@ def torchsci_run(jet_file: str, steps: int, batch_size: int, run_dir: str, model
     return steps * batch_size / (time.perf_counter() - start), result.history[-1]["train/items_per_s"]
 
 
-def weaver_run(python: str, jet_file: str, config: str, steps: int, batch_size: int, run_dir: str) -> tuple[float, float]:
+WEAVER_NETWORKS = {"physics/particlenet": "particlenet.py", "physics/part": "part.py"}
+
+
+def weaver_run(python: str, jet_file: str, config: str, steps: int, batch_size: int, run_dir: str,
+               model_name: str = "physics/particlenet") -> tuple[float, float]:
     command = [python, "-m", "weaver.train", "--data-train", jet_file, "--data-config", config,
-               "--network-config", os.path.join(HERE, "weaver", "particlenet.py"),
+               "--network-config", os.path.join(HERE, "weaver", WEAVER_NETWORKS[model_name]),
                "--model-prefix", os.path.join(run_dir, "net"), "--gpus", "", "--num-workers", "0", "--in-memory",
                "--fetch-step", "1", "--train-val-split", "0.9", "--num-epochs", "1", "--steps-per-epoch", str(steps),
                "--steps-per-epoch-val", "1", "--batch-size", str(batch_size), "--optimizer", "adam",
@@ -138,10 +148,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         jet_file, mean, std = make_jet_file(tmp)
         config = weaver_data_config(os.path.join(tmp, "weaver_data.yaml"), mean, std)
+        config_vectors = weaver_data_config(os.path.join(tmp, "weaver_data_vectors.yaml"), mean, std, vectors=True)
         rates: dict[str, list[float]] = {"torchsci (fit)": [], "torchsci (training loop)": []}
         if use_weaver:
             rates.update({"weaver": [], "weaver (whole process)": []})
-        rates.update({f"torchsci {m} ({part})": [] for m in args.models for part in ("fit", "training loop")})
+        for m in args.models:
+            rates.update({f"torchsci {m} ({part})": [] for part in ("fit", "training loop")})
+            if use_weaver and m in WEAVER_NETWORKS:
+                rates.update({f"weaver {m}": [], f"weaver {m} (whole process)": []})
         loads = []
         for r in range(args.rounds):
             fit, loop = torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"t{r}"))
@@ -160,12 +174,23 @@ def main() -> None:
                 rates[f"torchsci {m} (fit)"].append(fit)
                 rates[f"torchsci {m} (training loop)"].append(loop)
                 loads.append(os.getloadavg()[0])
+                if use_weaver and m in WEAVER_NETWORKS:
+                    os.makedirs(os.path.join(tmp, f"w{m[8:]}{r}"))
+                    speed, whole = weaver_run(args.weaver_python, jet_file, config_vectors, args.steps,
+                                              args.batch_size, os.path.join(tmp, f"w{m[8:]}{r}"), m)
+                    rates[f"weaver {m}"].append(speed)
+                    rates[f"weaver {m} (whole process)"].append(whole)
+                    loads.append(os.getloadavg()[0])
     print(f"{args.rounds} interleaved rounds of {args.steps} steps x batch {args.batch_size}, OMP_NUM_THREADS="
           f"{torch_threads}, load average {min(loads):.1f}-{max(loads):.1f}")
     print("| trainer | jets/s per round | best | vs weaver-core (best) |\n| --- | --- | ---: | ---: |")
-    base = max(rates["weaver"]) if use_weaver else None
     for name, values in rates.items():
-        ratio = f"{max(values) / base:.1f}x" if base else "n/a"
+        # a model weaver-core also ran is compared with weaver's run of it; the rest with weaver's ParticleNet
+        same = (f"weaver {name.split()[1]}" if name.startswith("torchsci physics/") else
+                name.split(" (")[0] if name.startswith("weaver physics/") else "weaver")
+        same = same if rates.get(same) else "weaver"
+        base = max(rates[same]) if use_weaver and rates.get(same) else None
+        ratio = f"{max(values) / base:.1f}x vs {same}" if base else "n/a"
         print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {max(values):,.0f} | {ratio} |")
 
 
