@@ -6,7 +6,8 @@ k models through the ordinary config run (``data.fold=f`` makes fold ``f`` the t
 others the training split), then reads every input (file, tree) once and scores each entry with the
 model of its fold. The output is one ROOT file per input tree, entry-aligned with it (entry ``i`` of
 the friend is entry ``i`` of the input; entries outside the selection are scored too and flagged by
-``selected``), holding ``score_<class>`` (``<obj>_score_<class>`` with objects), ``fold`` and the
+``selected``), holding ``score_<class>`` (``<obj>_score_<class>`` with objects; a regression model's
+``pred_<target>``, in the target's units), ``fold`` and the
 spec's ``observers``: unlike weaver's one file per fold with only the selected events, no merging.
 
     torchsci physics kfold experiment=physics/event_kfold
@@ -93,6 +94,7 @@ def train_folds(cfg: Any, output: str | os.PathLike | None = None) -> FoldsResul
     import torchsci  # noqa: PLC0415
     from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
     from torchsci_physics.predict import write_friend_tree  # noqa: PLC0415
+    from torchsci_physics.regression import RegressionTask  # noqa: PLC0415
     from torchsci_physics.task import TaggingTask  # noqa: PLC0415
 
     fields = _spec_fields(cfg)
@@ -121,18 +123,25 @@ def train_folds(cfg: Any, output: str | os.PathLike | None = None) -> FoldsResul
     for (path, tree_name, _), fold in zip(spec.sources(), folds, strict=True):
         one = RootSpec(files=path, **{**input_spec, "tree": tree_name, "folds": spec.folds})
         arrays = RootDataset.read(one, with_targets=False, apply_selection=False)
-        scores = np.zeros((len(arrays["entry"]), len(one.classes or [])), np.float32)
+        regression = one.target is not None  # each fold's model carries its own target scale
+        scores = (np.zeros(len(arrays["entry"]), np.float64) if regression else
+                  np.zeros((len(arrays["entry"]), len(one.classes or [])), np.float32))
         for f, model in enumerate(models):
             rows = np.flatnonzero(arrays["fold"] == f)
             if len(rows):
                 data = RootDataset(one, arrays={key: v[rows] for key, v in arrays.items()})
-                scores[rows] = trainer.predict(model, TaggingTask(), data).numpy()
+                task = RegressionTask() if regression else TaggingTask()
+                scores[rows] = trainer.predict(model, task, data).numpy()
         n = len(fold)
         branches: dict[str, np.ndarray] = {"fold": fold.astype(np.int32)}
         for j, name in enumerate(one.objects or [None]):
             rows = arrays["object"] == j
             prefix = f"{name}_" if name else ""
-            for c, cls in enumerate(one.classes or []):
+            if regression:
+                column = np.full(n, np.nan, np.float64)
+                column[arrays["entry"][rows]] = scores[rows]
+                branches[f"{prefix}pred_{one.target_name()}"] = column
+            for c, cls in enumerate([] if regression else one.classes or []):
                 column = np.full(n, -1.0, np.float32)
                 column[arrays["entry"][rows]] = scores[rows, c]
                 branches[f"{prefix}score_{cls}"] = column
@@ -157,7 +166,8 @@ def _cmd_kfold(args: argparse.Namespace) -> int:
     import torchsci  # noqa: PLC0415
 
     result = train_folds(torchsci.compose(args.overrides), args.output)
-    print(f"{len(result.checkpoints)} folds, mean test AUC {result.mean():.4f}")
+    metric = "test/auc" if all("test/auc" in t for t in result.test) else "test/rmse"
+    print(f"{len(result.checkpoints)} folds, mean {metric} {result.mean(metric):.4f}")
     for source, friend in result.friends.items():
         print(f"{source} -> {friend} (tree 'scores')")
     return 0

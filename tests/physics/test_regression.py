@@ -156,3 +156,25 @@ def test_bad_regression_inputs_are_one_clear_error(jets, tmp_path):
     with pytest.raises(ConfigError, match="loss='mae'"):
         RegressionTask(loss="mae")
     assert torch.is_tensor(splits.train[:2]["label"])
+
+
+def test_kfold_regression_writes_out_of_fold_predictions_in_the_target_units(jets, tmp_path):
+    from torchsci_physics.folds import train_folds
+
+    cfg = torchsci.compose(["experiment=physics/jet_mass_regression", "trainer=smoke", "trainer.tensorboard=false",
+                            "trainer.verbose=false", "trainer.max_epochs=1", "model.name=physics/mlp", "~model.k",
+                            "~model.blocks", "~model.head", "~model.dropout", "data.name=physics/root"])
+    spec = _spec(jets, folds="event_number % 2")
+    cfg.data = {"name": "physics/root", **{k: v for k, v in spec.items() if k != "splits"}}
+    result = train_folds(cfg, tmp_path / "kfold")
+    assert len(result.checkpoints) == 2 and all(t["test/rmse"] > 0 for t in result.test)
+    friend = uproot.open(result.friends[f"{jets}:jets"])["scores"].arrays(library="np")
+    models = [torchsci.load_model(c).eval() for c in result.checkpoints]
+    assert len(friend["pred_jet_mass"]) == 800 and np.isfinite(friend["pred_jet_mass"]).all()
+    np.testing.assert_array_equal(friend["fold"], np.arange(800) % 2)
+    # entry 1 (fold 1) is predicted by the model trained on fold 0, in GeV
+    row = make_splits({**_spec(jets), "splits": {"train": "event_number == 1"}}).train[:1]
+    task = RegressionTask()
+    with torch.no_grad():
+        want = task.predict(task.forward(models[1], row), row).item()
+    assert friend["pred_jet_mass"][1] == pytest.approx(want, rel=1e-5) and 1 < want < 300
