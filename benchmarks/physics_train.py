@@ -142,6 +142,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--models", nargs="*", default=[], choices=sorted(set(MODELS) - {"physics/particlenet"}),
                         help="more torchsci models to time on the same jets")
+    parser.add_argument("--no-particlenet", action="store_true",
+                        help="skip the ParticleNet pair (time only --models, e.g. ParT on both sides)")
     args = parser.parse_args()
     use_weaver = args.weaver_python.lower() != "none"
     torch_threads = os.environ.get("OMP_NUM_THREADS")
@@ -158,11 +160,12 @@ def main() -> None:
                 rates.update({f"weaver {m}": [], f"weaver {m} (whole process)": []})
         loads = []
         for r in range(args.rounds):
-            fit, loop = torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"t{r}"))
-            rates["torchsci (fit)"].append(fit)
-            rates["torchsci (training loop)"].append(loop)
-            loads.append(os.getloadavg()[0])
-            if use_weaver:
+            if not args.no_particlenet:
+                fit, loop = torchsci_run(jet_file, args.steps, args.batch_size, os.path.join(tmp, f"t{r}"))
+                rates["torchsci (fit)"].append(fit)
+                rates["torchsci (training loop)"].append(loop)
+                loads.append(os.getloadavg()[0])
+            if use_weaver and not args.no_particlenet:
                 os.makedirs(os.path.join(tmp, f"w{r}"))
                 speed, whole = weaver_run(args.weaver_python, jet_file, config, args.steps, args.batch_size,
                                           os.path.join(tmp, f"w{r}"))
@@ -184,6 +187,7 @@ def main() -> None:
     print(f"{args.rounds} interleaved rounds of {args.steps} steps x batch {args.batch_size}, OMP_NUM_THREADS="
           f"{torch_threads}, load average {min(loads):.1f}-{max(loads):.1f}")
     print("| trainer | jets/s per round | best | vs weaver-core (best) |\n| --- | --- | ---: | ---: |")
+    rates = {name: values for name, values in rates.items() if values}
     for name, values in rates.items():
         # a model weaver-core also ran is compared with weaver's run of it; the rest with weaver's ParticleNet
         same = (f"weaver {name.split()[1]}" if name.startswith("torchsci physics/") else
