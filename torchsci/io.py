@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -116,6 +117,9 @@ def atomic_output(path: PathLike, inputs: Iterable[PathLike] = (), *, suffixes: 
     path = check_output(path, inputs, suffixes=suffixes, what=what)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{path.name}", dir=path.parent)
+    # mkstemp makes the file owner-only (0600); give the output the mode a plain open() would (or keep the
+    # mode of the file it replaces), so colleagues sharing the folder can read it.
+    os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(name)
     try:
@@ -127,6 +131,13 @@ def atomic_output(path: PathLike, inputs: Iterable[PathLike] = (), *, suffixes: 
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def make_run_dir(parent: PathLike, name: str) -> Path:
