@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import sys
@@ -572,6 +573,10 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
         return export(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # inspect.signature(torchsci.export): the verb's own
+        return inspect.signature(export)
 
 
 sys.modules[__name__].__class__ = _CallableModule
