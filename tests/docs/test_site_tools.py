@@ -16,7 +16,7 @@ import torchsci  # noqa: E402
 def test_the_cli_reference_lists_every_command_of_every_plugin():
     paths = [" ".join(p) for p in torchsci_docs.command_paths()]
     assert paths[0] == "" and {"train", "export", "export CHECKPOINT", "models", "env"} <= set(paths)
-    for field in torchsci.registry.commands:
+    for field in torchsci.registry.registry.commands:
         assert field in paths
         assert any(p.startswith(f"{field} ") for p in paths), f"no subcommand of {field} in the reference"
 
