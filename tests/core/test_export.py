@@ -16,7 +16,8 @@ from torch import nn
 
 import torchsci
 from torchsci import ExportError
-from torchsci.export import add_export_command, load_exported
+from torchsci.cli import add_export_command
+from torchsci.export import load_exported
 from torchsci.testing import check_model
 
 QUICK_FORMATS = ["pt2", "onnx", "torchscript"]  # aoti compiles C++ for a minute: tests/core/test_export_aoti.py
