@@ -61,9 +61,9 @@ class GatheredMetric(Metric):
     ...         arrays = self.gathered()
     ...         return float(arrays[0].max()) if arrays else float("nan")
     >>> metric = LargestScore()
-    >>> metric.update(torch.tensor([0.2, 0.9]), None); metric.update(torch.tensor([0.5]), None)
+    >>> metric.update(torch.tensor([0.25, 0.75]), None); metric.update(torch.tensor([0.5]), None)
     >>> metric.compute()
-    0.9
+    0.75
     """
 
     def reset(self) -> None:

@@ -315,3 +315,11 @@ def test_nan_in_an_artifact_is_reported_as_nan_not_zero():
 
     abs_diff, _, _, why = _diffs((torch.tensor([float("nan"), 1.0]),), (torch.tensor([0.0, 1.0]),))
     assert math.isnan(abs_diff) and "NaN" in why
+
+
+def test_the_export_command_moved_to_the_cli_and_the_old_import_warns():
+    import torchsci.cli
+    import torchsci.export
+
+    with pytest.warns(DeprecationWarning, match="moved to torchsci.cli.add_export_command"):
+        assert torchsci.export.add_export_command is torchsci.cli.add_export_command
