@@ -129,12 +129,12 @@ def main(argv: list[str]) -> int:
 
     others = [f for f in FIELD_LIBRARIES if f != field]
     for other in others if hide else []:
-        assert other in torchsci.registry.unavailable, (other, torchsci.registry.unavailable)
+        assert other in torchsci.registry.registry.unavailable, (other, torchsci.registry.registry.unavailable)
         assert f"plug-in '{other}' not available" in text, text
         assert f"plug-in {other}: not available" in env, env
         assert not torchsci.list_models(f"{other}/*"), torchsci.list_models(f"{other}/*")
     if field != "core":
-        assert field in torchsci.registry.plugins, (field, torchsci.registry.unavailable)
+        assert field in torchsci.registry.registry.plugins, (field, torchsci.registry.registry.unavailable)
         assert torchsci.list_models(f"{field}/*"), f"no {field}/* models registered"
     with tempfile.TemporaryDirectory() as tmp:
         STORIES[field](Path(tmp))

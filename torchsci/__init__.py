@@ -17,7 +17,10 @@ Examples
 'step-000000004.ckpt'
 """
 
-from torchsci import export  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
+from torchsci import (
+    export,  # a callable module: torchsci.export(model, ...), torchsci.export.load_exported
+    registry,  # the module (create_dataset, create_task, ...); its object is registry.registry
+)
 from torchsci.callbacks import Callback, EarlyStopping
 from torchsci.checkpoint import load_state, load_weights, save_state
 from torchsci.config import compose
@@ -36,7 +39,7 @@ from torchsci.errors import (
 )
 from torchsci.export import load_exported
 from torchsci.hybrid import compile, compile_enabled, set_compile
-from torchsci.registry import PretrainedWeights, create_model, list_models, load_model, registry
+from torchsci.registry import PretrainedWeights, create_model, list_models, load_model
 from torchsci.runner import run
 from torchsci.seed import seed_everything
 from torchsci.task import ClassificationTask, RegressionTask, SupervisedTask, Task

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     names = torchsci.list_models(args.pattern, pretrained=args.pretrained)
     for name in names:
         print(name)
-    for plugin, why in torchsci.registry.unavailable.items():
+    for plugin, why in torchsci.registry.registry.unavailable.items():
         print(f"# plug-in '{plugin}' not available: {why}", file=sys.stderr)
     return 0 if names else 1
 
@@ -40,9 +41,9 @@ def _cmd_env(args: argparse.Namespace) -> int:
     print(f"distributed: {env_info()}")
     print(f"CPU threads: {torch.get_num_threads()}")
     torchsci.registry.load_plugins()
-    for plugin, dist in sorted(torchsci.registry.plugins.items()):
+    for plugin, dist in sorted(torchsci.registry.registry.plugins.items()):
         print(f"plug-in {plugin}: {dist}")
-    for plugin, why in sorted(torchsci.registry.unavailable.items()):
+    for plugin, why in sorted(torchsci.registry.registry.unavailable.items()):
         print(f"plug-in {plugin}: not available: {why}")
     return 0
 
@@ -244,6 +245,66 @@ def _plain_export(argv: Sequence[str]) -> bool:
     return argv[0] == "export" and len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-")
 
 
+# ------------------------------------------------------------------------------------- torchsci export
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s)
+    except ValueError:
+        shape = ()
+    if not shape:
+        from torchsci.errors import ExportError  # noqa: PLC0415
+
+        raise ExportError(f"--example-shape {text!r}: write the shape as comma-separated sizes, e.g. 4,5.")
+    return shape
+
+
+def _cmd_export(args: Any) -> int:
+    import torch  # noqa: PLC0415 (torchsci --version imports no torch)
+
+    from torchsci.errors import ExportError  # noqa: PLC0415
+    from torchsci.export import export  # noqa: PLC0415
+    from torchsci.registry import load_model, registry  # noqa: PLC0415
+
+    source = Path(args.model)
+    entry = None
+    if source.is_file():
+        model = load_model(source)
+        name = model.torchsci_spec["name"]
+    else:
+        model = registry.create_model(args.model, pretrained=args.pretrained)
+        name = args.model
+    if args.example_shape:
+        torch.manual_seed(0)
+        example = tuple(torch.randn(*_parse_shape(s)) for s in args.example_shape)
+    else:
+        entry = registry.models[name]
+        if entry.example_inputs is None:
+            raise ExportError(f"{name} registers no example inputs; pass --example-shape.")
+        example = entry.example_inputs()
+    result = export(model, example, format=args.format, path=args.output,
+                    batch_of=entry.batch_of if entry is not None else None)
+    print(result.report)
+    return 0
+
+
+def add_export_command(subparsers: Any) -> None:
+    """Add ``torchsci export MODEL --format F [--example-shape 4,5 ...] -o PATH`` to an argparse sub-parser set.
+
+    ``MODEL`` is a checkpoint written by the Trainer for a registry model, or a registered model name.
+    Without ``--example-shape``, the model's registered example inputs are used.
+    """
+    from torchsci.export import FORMATS  # noqa: PLC0415
+
+    p = subparsers.add_parser("export", help="export a checkpoint or registered model (pt2, aoti, onnx, torchscript)")
+    p.add_argument("model", help="checkpoint file (runs/.../best.ckpt) or registered model name (core/mlp)")
+    p.add_argument("--format", choices=list(FORMATS), default="pt2")
+    p.add_argument("--example-shape", action="append", default=[], metavar="SHAPE",
+                   help="shape of one float input, e.g. 4,5 (repeat for several inputs; batch of at least 2)")
+    p.add_argument("--pretrained", action="store_true", help="load the registered model's shipped weights")
+    p.add_argument("-o", "--output", default=".", help="file or folder to write (default: current folder)")
+    p.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchsci", description="torchsci: science on PyTorch.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -251,8 +312,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in HYDRA_COMMANDS[:-1]:
         sub.add_parser(command, help=f"config-driven {command} (torchsci {command} --help lists experiments)",
                        add_help=False)
-    from torchsci.export import add_export_command  # noqa: PLC0415
-
     add_export_command(sub)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'neuro/*'")

@@ -87,6 +87,32 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     raise ConfigError(f"device={device!r} is not understood; use 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or 'xla'.")
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Turn a precision request into a :class:`Precision` name; ``"auto"`` is the hardware's native fast one.
+
+    ``"auto"`` is ``"bf16-mixed"`` where the hardware computes bfloat16 natively (CPUs with AVX512-BF16 or
+    AMX, CUDA GPUs with bf16) and ``"32"`` everywhere else; any other name is returned as it is. Inference
+    verbs use it (``torchsci_neuro.segment(precision="auto")``); training keeps its explicit setting.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsci.device import resolve_precision
+    >>> resolve_precision("32", torch.device("cpu")), resolve_precision("auto", torch.device("mps"))
+    ('32', '32')
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        # Private torch helpers (2.13): a torch without them falls back to float32 rather than failing.
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        native = any(check() for check in checks if check is not None)
+        return "bf16-mixed" if native else "32"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32"
+
+
 @dataclasses.dataclass
 class Precision:
     """A precision policy: the parameter dtype, the autocast dtype (if any) and whether to scale gradients.

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import get_worker_info
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,27 @@ def init(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     return info
+
+
+def reader_shard() -> tuple[int, int]:
+    """``(this reader's index, number of readers)`` over the run's ranks times this rank's DataLoader workers.
+
+    A stream that reads its own chunks (an iterable dataset) keeps every ``n``-th unit from index ``i``, so
+    each rank and worker reads a different part and together they read everything once.
+
+    Examples
+    --------
+    >>> from torchsci.distributed import reader_shard
+    >>> reader_shard()  # one process, no workers
+    (0, 1)
+    """
+    shards, shard = 1, 0
+    if dist.is_available() and dist.is_initialized():
+        shards, shard = dist.get_world_size(), dist.get_rank()
+    info = get_worker_info()
+    if info is not None:
+        shard, shards = shard * info.num_workers + info.id, shards * info.num_workers
+    return shard, shards
 
 
 def barrier() -> None:

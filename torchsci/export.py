@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import sys
@@ -515,56 +516,15 @@ def optimize_for_inference(model: nn.Module, example_inputs: tuple) -> Callable[
     return run
 
 
-# ------------------------------------------------------------------------------------------- command line
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s)
-    except ValueError:
-        shape = ()
-    if not shape:
-        raise ExportError(f"--example-shape {text!r}: write the shape as comma-separated sizes, e.g. 4,5.")
-    return shape
+def __getattr__(name: str) -> Any:
+    # the command line moved to torchsci.cli; the old import keeps working for a while
+    if name == "add_export_command":
+        from torchsci.cli import add_export_command  # noqa: PLC0415 (cli imports this module)
 
-
-def _cmd_export(args: Any) -> int:
-    from torchsci.registry import load_model, registry  # noqa: PLC0415
-
-    source = Path(args.model)
-    entry = None
-    if source.is_file():
-        model = load_model(source)
-        name = model.torchsci_spec["name"]
-    else:
-        model = registry.create_model(args.model, pretrained=args.pretrained)
-        name = args.model
-    if args.example_shape:
-        torch.manual_seed(0)
-        example = tuple(torch.randn(*_parse_shape(s)) for s in args.example_shape)
-    else:
-        entry = registry.models[name]
-        if entry.example_inputs is None:
-            raise ExportError(f"{name} registers no example inputs; pass --example-shape.")
-        example = entry.example_inputs()
-    result = export(model, example, format=args.format, path=args.output,
-                    batch_of=entry.batch_of if entry is not None else None)
-    print(result.report)
-    return 0
-
-
-def add_export_command(subparsers: Any) -> None:
-    """Add ``torchsci export MODEL --format F [--example-shape 4,5 ...] -o PATH`` to an argparse sub-parser set.
-
-    ``MODEL`` is a checkpoint written by the Trainer for a registry model, or a registered model name.
-    Without ``--example-shape``, the model's registered example inputs are used.
-    """
-    p = subparsers.add_parser("export", help="export a checkpoint or registered model (pt2, aoti, onnx, torchscript)")
-    p.add_argument("model", help="checkpoint file (runs/.../best.ckpt) or registered model name (core/mlp)")
-    p.add_argument("--format", choices=list(FORMATS), default="pt2")
-    p.add_argument("--example-shape", action="append", default=[], metavar="SHAPE",
-                   help="shape of one float input, e.g. 4,5 (repeat for several inputs; batch of at least 2)")
-    p.add_argument("--pretrained", action="store_true", help="load the registered model's shipped weights")
-    p.add_argument("-o", "--output", default=".", help="file or folder to write (default: current folder)")
-    p.set_defaults(func=_cmd_export)
+        warnings.warn("torchsci.export.add_export_command moved to torchsci.cli.add_export_command.",
+                      DeprecationWarning, stacklevel=2)
+        return add_export_command
+    raise AttributeError(f"module 'torchsci.export' has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):
@@ -572,6 +532,10 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
         return export(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # inspect.signature(torchsci.export): the verb's own
+        return inspect.signature(export)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -2,16 +2,18 @@
 
 A metric keeps running sums as float64 tensors; :meth:`Metric.compute` sums them over all ranks of a
 distributed run before dividing, so every rank reports the same number as a single process would.
-Metrics that need every prediction (ROC curves) override :meth:`Metric.compute` and gather instead.
+Metrics that need every prediction (ROC curves, AUROC, a mass-sculpting divergence) derive from
+:class:`GatheredMetric`: it keeps each batch's arrays and gathers them over ranks at the end.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from torchsci.distributed import all_reduce_sum
+from torchsci.distributed import all_gather_object, all_reduce_sum
 
 
 class Metric:
@@ -39,6 +41,46 @@ class Metric:
 
     def _add(self, *values: torch.Tensor) -> None:
         self.sums += torch.stack([v.detach().to("cpu", torch.float64) for v in values])
+
+
+class GatheredMetric(Metric):
+    """Base class for "gather every prediction, compute at the end": batches kept as arrays, joined over ranks.
+
+    ``update`` calls :meth:`keep` with the batch's tensors (the same number each time); ``compute`` calls
+    :meth:`gathered`, which returns one array per position, concatenated over batches and ranks in rank order
+    (``None`` before any batch).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsci.metrics import GatheredMetric
+    >>> class LargestScore(GatheredMetric):
+    ...     def update(self, preds, target, weight=None):
+    ...         self.keep(preds)
+    ...     def compute(self):
+    ...         arrays = self.gathered()
+    ...         return float(arrays[0].max()) if arrays else float("nan")
+    >>> metric = LargestScore()
+    >>> metric.update(torch.tensor([0.25, 0.75]), None); metric.update(torch.tensor([0.5]), None)
+    >>> metric.compute()
+    0.75
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def keep(self, *tensors: torch.Tensor, dtype: np.dtype | type | None = None) -> None:
+        """Keep this batch's tensors (detached, on the CPU, as numpy arrays; cast to ``dtype`` when given)."""
+        arrays = tuple(t.detach().cpu().numpy() for t in tensors)
+        self.parts.append(arrays if dtype is None else tuple(a.astype(dtype) for a in arrays))
+
+    def gathered(self) -> tuple[np.ndarray, ...] | None:
+        """Every rank's kept arrays, concatenated position by position; ``None`` if no rank kept any."""
+        parts = [p for rank in all_gather_object(self.parts) for p in rank]
+        if not parts:
+            return None
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
 def _weights(target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

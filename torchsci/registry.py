@@ -345,6 +345,19 @@ class Registry:
 registry = Registry()
 
 
+def __getattr__(name: str) -> Any:
+    # torchsci.registry is this module; it was once the Registry object (bound over the module in torchsci's
+    # namespace). Its remaining attributes (models, unavailable, register_model, ...) still answer, with a warning.
+    if not name.startswith("_") and hasattr(registry, name):
+        import warnings  # noqa: PLC0415
+
+        warnings.warn(f"torchsci.registry.{name}: torchsci.registry is the module; the Registry object is "
+                      f"torchsci.registry.registry (use torchsci.registry.registry.{name}).",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(registry, name)
+    raise AttributeError(f"module 'torchsci.registry' has no attribute {name!r}")
+
+
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Names of registered models matching a glob ``pattern`` (only those with shipped weights if asked).
 
@@ -376,6 +389,34 @@ def create_model(name: str, pretrained: bool | str = False, *, seed: int | None 
     True
     """
     return registry.create_model(name, pretrained, seed=seed, **kwargs)
+
+
+def create_dataset(name: str, **kwargs: Any) -> Any:
+    """Build a registered dataset (a :class:`torchsci.data.DataSplits` for training factories).
+
+    Examples
+    --------
+    >>> import torchsci
+    >>> splits = torchsci.registry.create_dataset("core/oscillator", train_size=8, val_size=4, test_size=0)
+    >>> len(splits.train), len(splits.val)
+    (8, 4)
+    """
+    return registry.create_dataset(name, **kwargs)
+
+
+def create_task(name: str, **kwargs: Any) -> Any:
+    """Build a registered task (``torchsci.registry.create_task("core/regression")``)."""
+    return registry.create_task(name, **kwargs)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of model ``name``: its factory, example inputs, shipped weights and known gaps."""
+    return registry.model_entry(name)
+
+
+def load_plugins() -> None:
+    """Load every installed plug-in into :data:`registry` (once per process; absent ones are recorded)."""
+    registry.load_plugins()
 
 
 def load_model(checkpoint: str | Path, *, field: str | None = None) -> nn.Module:

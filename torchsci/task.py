@@ -7,6 +7,7 @@ targets) by overriding the few methods below. No other hooks exist.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,31 @@ from torch import nn
 
 from torchsci.errors import ConfigError, DataError
 from torchsci.metrics import Accuracy, MeanAbsoluteError, Metric, RootMeanSquaredError
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user's module inside the wrappers the Trainer may add: DDP's ``.module``, ``torch.compile``'s ``_orig_mod``.
+
+    A task reads settings the model carries (``target_std``, ``takes_graph``) from here, never from the
+    wrappers' private attributes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsci.task import unwrap_model
+    >>> net = torch.nn.Linear(2, 1)
+    >>> unwrap_model(net) is net
+    True
+    """
+    # a compiled module exists only once torch._dynamo is imported: never import it here (seconds, and sympy)
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+            model = model._orig_mod
+        else:
+            return model
 
 
 class Task:

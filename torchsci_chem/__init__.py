@@ -8,14 +8,24 @@ RDKit featurisation (:mod:`torchsci_chem.featurize`), CSV/SDF datasets and split
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+# The verb, imported on first use (PEP 562: this package imports neither RDKit nor torch) and returned as
+# the real function, so ``inspect.signature`` and ``help()`` show its parameters.
+_VERBS = {"predict": "torchsci_chem.inference"}
 
-def predict(*args: Any, **kwargs: Any) -> Any:
-    """Predict molecular properties; see :func:`torchsci_chem.inference.predict`."""
-    from torchsci_chem.inference import predict as _predict  # noqa: PLC0415
+__all__ = ["predict", "register"]
 
-    return _predict(*args, **kwargs)
+
+def __getattr__(name: str) -> Any:
+    if name in _VERBS:
+        return getattr(importlib.import_module(_VERBS[name]), name)
+    raise AttributeError(f"module 'torchsci_chem' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_VERBS})
 
 
 def register(registry) -> None:

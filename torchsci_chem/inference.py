@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 import torchsci
 from torchsci.applicability import COLUMNS, Applicability, as_columns, warning_line
@@ -88,7 +89,8 @@ class PropertyPrediction:
 def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol", *, return_std: bool = False,
             interval: float | None = None, details: bool = False, standardize: bool | Sequence[str] = True,
             on_invalid: str = "raise", batch_size: int = 256, n_jobs: int = 1,
-            return_applicability: bool = False) -> np.ndarray | tuple[Any, ...] | PropertyPrediction:
+            return_applicability: bool = False, device: str | torch.device = "auto",
+            progress: bool = False) -> np.ndarray | tuple[Any, ...] | PropertyPrediction:
     """Predict properties of molecules given as SMILES.
 
     Parameters
@@ -119,6 +121,13 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         Also return one :class:`torchsci.applicability.Applicability` per molecule (``None`` for an
         invalid one): whether the model can judge it (see :mod:`torchsci_chem.domain`). Without it,
         molecules the model cannot judge are reported in one warning.
+    device
+        ``"auto"`` (CUDA, then Apple MPS, then the CPU), ``"cpu"``, ``"cuda:0"``, ... (see
+        :func:`torchsci.device.resolve_device`); a model object given as ``model`` is moved there.
+    batch_size
+        Molecules per forward pass.
+    progress
+        Show a progress bar over batches.
 
     Returns
     -------
@@ -136,14 +145,17 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     >>> bool(out.lower[0] < out.value[0] < out.upper[0]), out.judgeable.tolist()
     (True, [True, False])
     >>> logS, flags = torchsci_chem.predict("[NH4+].[Cl-]", return_applicability=True)
-    >>> logS.shape, flags[0].applicable, flags[0].reason
-    ((1,), False, 'a salt or mixture (2 fragments)')
+    >>> logS.shape, flags[0].applicable, flags[0].reason  # doctest: +ELLIPSIS
+    ((1,), False, 'a salt or mixture (2 fragments)...')
     """
     from torchsci_chem.standardize import resolve  # noqa: PLC0415
 
     if isinstance(smiles, (str, bytes)):  # one molecule, not a sequence of one-character SMILES
         smiles = [smiles.decode() if isinstance(smiles, bytes) else smiles]
     net = load(model)
+    target = torchsci.resolve_device(device)
+    if next(net.parameters()).device != target:
+        net = net.to(target)
     members = getattr(net, "forward_members", None)
     mve = getattr(core_module(net), "predicts_variance", False)
     if return_std and members is None and not mve:
@@ -166,7 +178,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     where = np.array([slot.setdefault(id(g), len(slot)) for g in out.graphs], dtype=np.int64)
     first = np.unique(where, return_index=True)[1]
     each, variances = _member_outputs(net, [out.graphs[k] for k in first], [kept_smiles[k] for k in first], steps,
-                                      batch_size)
+                                      batch_size, progress)
     each = each[:, where]
     variances = None if variances is None else variances[:, where]
     from torchsci_chem.uncertainty import spread  # noqa: PLC0415
@@ -201,13 +213,16 @@ def member_predictions(net: nn.Module, smiles: Sequence[str], standardize: Seque
 
 
 def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[str], standardize: Sequence[str],
-                    batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+                    batch_size: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     members = getattr(net, "forward_members", None)
     mve = getattr(core_module(net), "predicts_variance", False)
     n_members = len(net.members) if members is not None else 1
     n_tasks = _num_tasks(net)
     means, variances = [], []
-    for inputs in model_inputs(net, graphs, smiles, standardize, batch_size):
+    batches = model_inputs(net, graphs, smiles, standardize, batch_size)
+    if progress:
+        batches = tqdm(batches, total=-(-len(graphs) // batch_size), desc="molecules", unit="batch", leave=False)
+    for inputs in batches:
         with torch.no_grad():
             each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
         each = each.double().cpu().numpy()

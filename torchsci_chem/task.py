@@ -16,10 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from torchsci.distributed import all_gather_object
 from torchsci.errors import ConfigError, DataError
-from torchsci.metrics import Metric
-from torchsci.task import Task
+from torchsci.metrics import GatheredMetric, Metric
+from torchsci.task import Task, unwrap_model
 from torchsci_chem.featurize import GraphBatch
 
 
@@ -59,23 +58,17 @@ class MaskedMAE(MaskedRMSE):
         return (sums[0] / sums[1]).item() if sums[1] > 0 else math.nan
 
 
-class MaskedROCAUC(Metric):
+class MaskedROCAUC(GatheredMetric):
     """ROC AUC per task over measured entries, averaged over tasks that have both classes."""
 
-    def reset(self) -> None:
-        self.preds: list[torch.Tensor] = []
-        self.targets: list[torch.Tensor] = []
-
     def update(self, preds, target, weight=None):
-        self.preds.append(preds.detach().double().cpu())
-        self.targets.append(target.detach().double().cpu())
+        self.keep(preds.double(), target.double())
 
     def compute(self) -> float:
         from sklearn.metrics import roc_auc_score  # noqa: PLC0415
 
-        gathered = all_gather_object((self.preds, self.targets))
-        preds = torch.cat([p for ps, _ in gathered for p in ps]) if self.preds else torch.empty(0, 0)
-        target = torch.cat([t for _, ts in gathered for t in ts]) if self.targets else torch.empty(0, 0)
+        arrays = self.gathered()  # every rank's batches (a rank may have none)
+        preds, target = (torch.from_numpy(a) for a in arrays) if arrays else (torch.empty(0, 0), torch.empty(0, 0))
         scores = []
         for k in range(target.shape[1] if target.dim() == 2 else 0):
             mask = ~torch.isnan(target[:, k])
@@ -113,8 +106,7 @@ class PropertyTask(Task):
 
     def forward(self, model, batch) -> PropertyOutputs:
         inputs = batch[0]
-        core = getattr(model, "module", model)
-        core = getattr(core, "_orig_mod", core)
+        core = unwrap_model(model)
         if isinstance(inputs, GraphBatch):
             pred = model(*inputs.inputs()) if getattr(core, "takes_graph", True) else model(inputs.extra)
         else:

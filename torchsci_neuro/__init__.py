@@ -12,6 +12,7 @@ that ships inside nilearn (:mod:`torchsci_neuro.templates`), training on a lab's
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torchsci.registry import forwards_to
@@ -65,16 +66,18 @@ def _add_commands(subparsers: Any) -> None:
     add_commands(subparsers)
 
 
-def segment(scan: Any, task: str = "tissue", device: Any = "auto", model: Any = None, **kwargs: Any) -> Any:
-    """Segment a brain scan into labels on its own grid; see :func:`torchsci_neuro.inference.segment`."""
-    from torchsci_neuro.inference import segment as _segment  # noqa: PLC0415
+# The verbs, imported on first use (PEP 562) so that ``import torchsci_neuro`` stays light, and returned
+# as the real functions: ``inspect.signature`` and ``help()`` show their parameters.
+_VERBS = {"segment": "torchsci_neuro.inference", "segment_study": "torchsci_neuro.study"}
 
-    return _segment(scan, task=task, device=device, model=model, **kwargs)
+__all__ = ["register", "segment", "segment_study", "synth_brain", "synth_tissue"]
 
 
-def segment_study(inputs: Any, out_dir: Any = None, **kwargs: Any) -> Any:
-    """Segment a study (files, globs, a folder or a BIDS dataset) into BIDS derivatives, one volumes table and
-    an optional HTML report; see :func:`torchsci_neuro.study.segment_study`."""
-    from torchsci_neuro.study import segment_study as _segment_study  # noqa: PLC0415
+def __getattr__(name: str) -> Any:
+    if name in _VERBS:
+        return getattr(importlib.import_module(_VERBS[name]), name)
+    raise AttributeError(f"module 'torchsci_neuro' has no attribute {name!r}")
 
-    return _segment_study(inputs, out_dir, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_VERBS})

@@ -90,7 +90,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError("--qc is for one scan; a study writes every scan's QC figure under figures/ and "
                           "--report report.html puts them in one page.")
     result = segment_study(args.scan, args.output, task=args.task, model=args.model, device=args.device,
-                           jobs=args.jobs, shard_index=_parse_shard(args.shard) if args.shard else None,
+                           n_jobs=args.jobs, shard_index=_parse_shard(args.shard) if args.shard else None,
                            participant_label=args.participant_label, session_label=args.session_label,
                            interval=args.interval, table=args.volumes, report=args.report, mirror=args.mirror,
                            overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from torch import nn
 
+from torchsci.device import resolve_precision
 from torchsci.errors import ConfigError
 from torchsci_neuro.io import Scan, load_scan
 from torchsci_neuro.prior import fit_brain_prior
@@ -330,16 +331,7 @@ def inference_precision(precision: str, device: torch.device) -> str:
     >>> inference_precision("32", torch.device("cpu"))
     '32'
     """
-    if precision != "auto":
-        return precision
-    if device.type == "cpu":
-        # Private torch helpers (2.13): a torch without them falls back to float32 rather than failing.
-        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-        native = any(check() for check in checks if check is not None)
-        return "bf16-mixed" if native else "32"
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32"
+    return resolve_precision(precision, device)  # the policy is the device layer's
 
 
 def _output_image(labels: np.ndarray, scan: Scan) -> nib.Nifti1Image:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from torchsci.deprecation import renamed_arguments
 from torchsci.errors import ConfigError, TorchsciError
 from torchsci_neuro.derivatives import (
     StudyScan,
@@ -139,7 +140,7 @@ def done_row(scan: StudyScan, out_dir: Path, settings: StudySettings, identity: 
     return recorded.get("row")
 
 
-# One network per worker process, loaded by _init_worker (or once in-process for jobs=1).
+# One network per worker process, loaded by _init_worker (or once in-process for n_jobs=1).
 _NETWORK: dict[str, Any] = {}
 
 
@@ -305,13 +306,14 @@ def write_table(path: Path, rows: Sequence[dict], task: str) -> Path:
     return write_text(path, buffer.getvalue())
 
 
+@renamed_arguments(jobs="n_jobs")
 def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                  task: str = "tissue", model: str | os.PathLike | None = None, device: str = "auto", jobs: int = 1,
+                  task: str = "tissue", model: str | os.PathLike | None = None, device: str = "auto", n_jobs: int = 1,
                   shard_index: tuple[int, int] | None = None, participant_label: Sequence[str] | None = None,
                   session_label: Sequence[str] | None = None, interval: str = "posterior",
                   table: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
                   mirror: bool = False, overlap: float = 0.5, batch_size: int = 2, precision: str = "auto",
-                  progress: bool = True) -> StudyResult:
+                  progress: bool = False) -> StudyResult:
     """Segment every scan of a study into BIDS derivatives, one volumes table and (optionally) an HTML report.
 
     Parameters
@@ -324,8 +326,9 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
     task, model, device, mirror, overlap, batch_size, precision
         As for :func:`torchsci_neuro.inference.segment` (``model`` a checkpoint path or ``None`` for the
         shipped weights).
-    jobs
-        Scans segmented at once, each in its own process with ``cores // jobs`` threads.
+    n_jobs
+        Scans segmented at once, each in its own process with ``cores // n_jobs`` threads (``jobs=`` is the
+        old name; it still works, with a ``DeprecationWarning``).
     shard_index
         ``(i, n)``: only the i-th of n interleaved parts of the sorted scan list (SLURM array jobs).
     participant_label, session_label
@@ -347,7 +350,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
 
     Examples
     --------
-    >>> result = segment_study("bids/", jobs=2, report="qc.html")  # doctest: +SKIP
+    >>> result = segment_study("bids/", n_jobs=2, report="qc.html")  # doctest: +SKIP
     >>> result.rows[0]["GM_ml"], result.rows[0]["GM_ml_low"], result.rows[0]["GM_ml_high"]  # doctest: +SKIP
     (612.3, 580.1, 650.9)
     """
@@ -358,8 +361,8 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
         raise ConfigError(f"task={task!r}: use one of {', '.join(TASKS)}.")
     if interval not in INTERVALS:
         raise ConfigError(f"interval={interval!r}: use one of {', '.join(INTERVALS)}.")
-    if jobs < 1:
-        raise ConfigError(f"--jobs {jobs}: use 1 or more.")
+    if n_jobs < 1:
+        raise ConfigError(f"--jobs {n_jobs} (n_jobs): use 1 or more.")
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     scans, bids_root = find_scans(inputs, participant_label, session_label, exclude=out_dir)
     if out_dir is None:
@@ -373,7 +376,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
     identity = model_identity(model)
     settings = StudySettings(task=task, model=None if model is None else str(model), device=device, overlap=overlap,
                              batch_size=batch_size, precision=precision, interval=interval, mirror=mirror,
-                             threads=max(1, _cores() // jobs))
+                             threads=max(1, _cores() // n_jobs))
     write_dataset_files(out_dir, task, LABEL_NAMES[task], {
         "Name": "torchsci", "Version": _version(), "CodeURL": "https://github.com/torchsci/torchsci",
         "Description": f"torchsci neuro segment, model {identity['name']} (sha256 {identity['sha256']}), "
@@ -391,7 +394,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
             result.skipped.append(scan.scan_id)
     bar = _Progress(len(todo), progress)
     try:
-        for row in _run(todo, out_dir, settings, identity, jobs):
+        for row in _run(todo, out_dir, settings, identity, n_jobs):
             rows[row["scan"]] = row
             (result.segmented if row["status"] == "ok" else result.failed).append(row["scan"])
             if row["status"] != "ok":

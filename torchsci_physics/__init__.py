@@ -37,6 +37,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'torchsci_physics' has no attribute {name!r}")
 
 
+__all__ = ["predict", "predict_root", "register"]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "predict", "predict_root"})
+
+
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them

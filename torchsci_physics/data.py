@@ -36,9 +36,10 @@ import awkward as ak
 import numpy as np
 import torch
 import vector
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset
 
 from torchsci.data import DataSplits
+from torchsci.distributed import reader_shard
 from torchsci.errors import ConfigError, DataError
 from torchsci_physics import expressions as language
 from torchsci_physics import reading
@@ -848,13 +849,7 @@ class RootStream(IterableDataset):
     @staticmethod
     def _shard() -> tuple[int, int]:
         """(this reader's index, number of readers) over ``torchrun`` ranks times DataLoader workers."""
-        shards, shard = 1, 0
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            shards, shard = torch.distributed.get_world_size(), torch.distributed.get_rank()
-        info = get_worker_info()
-        if info is not None:
-            shard, shards = shard * info.num_workers + info.id, shards * info.num_workers
-        return shard, shards
+        return reader_shard()
 
     def _my_units(self) -> list[tuple[int, int, int]]:
         units = list(self.units)

@@ -16,8 +16,7 @@ import math
 import numpy as np
 import torch
 
-from torchsci.distributed import all_gather_object
-from torchsci.metrics import Metric
+from torchsci.metrics import GatheredMetric
 
 
 def _signal_vs_rest(labels: np.ndarray, scores: np.ndarray, signal: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,23 +103,15 @@ def background_rejection(labels: np.ndarray, scores: np.ndarray, weights: np.nda
     return math.inf if eps_b <= 0 else 1.0 / eps_b
 
 
-class _Gathered(Metric):
+class _Gathered(GatheredMetric):
     """Keeps (scores, labels, weights) of every batch; ``compute`` gathers them over ranks."""
-
-    def reset(self) -> None:
-        super().reset()
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> None:
         w = torch.ones(target.shape[0]) if weight is None else weight
-        self.parts.append((preds.detach().float().cpu().numpy(), target.detach().reshape(-1).cpu().numpy(),
-                           w.detach().double().reshape(-1).cpu().numpy()))
+        self.keep(preds.detach().float(), target.reshape(-1), w.detach().double().reshape(-1))
 
     def gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        parts = [p for rank in all_gather_object(self.parts) for p in rank]
-        if not parts:
-            return np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0)
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+        return super().gathered() or (np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0))  # type: ignore[return-value]
 
     def compute(self) -> float:
         scores, labels, weights = self.gathered()

@@ -12,6 +12,7 @@ RNTuple for ``file[name] = arrays``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from torchsci.deprecation import renamed_arguments
 from torchsci.errors import ConfigError, DataError
 from torchsci.io import atomic_output, check_output
 
@@ -135,17 +137,19 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     return branches
 
 
-def predict_root(model: nn.Module, input_path: str | os.PathLike, output: str | os.PathLike, *,
+@renamed_arguments(input_path="files")
+def predict_root(model: nn.Module, files: str | os.PathLike, output: str | os.PathLike, *,
                  observers: Sequence[str] = (), tree_name: str = "scores", batch_size: int = 1024,
                  device: str = "auto", progress: bool = False, selection: bool = True) -> Path:
-    """Run ``model`` on every entry of ``input_path`` and write :func:`predict`'s arrays to ``output``.
+    """Run ``model`` on every entry of ``files`` and write :func:`predict`'s arrays to ``output``.
 
     The output is a TTree ``tree_name``, entry-aligned with the input, to read as a friend tree.
+    (``files`` was called ``input_path``; that name still works, with a ``DeprecationWarning``.)
     """
-    check_output(output, [input_path], suffixes=(".root",), what="friend tree")  # before minutes of scoring
-    branches = predict(model, input_path, observers=observers, batch_size=batch_size, device=device,
+    check_output(output, [files], suffixes=(".root",), what="friend tree")  # before minutes of scoring
+    branches = predict(model, files, observers=observers, batch_size=batch_size, device=device,
                        progress=progress, selection=selection)
-    return write_friend_tree(output, branches, tree_name, inputs=[input_path])
+    return write_friend_tree(output, branches, tree_name, inputs=[files])
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -182,6 +186,10 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, model: nn.Module, files: str | os.PathLike, **kwargs: Any) -> dict[str, np.ndarray]:
         return predict(model, files, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # inspect.signature(torchsci_physics.predict): the verb's own
+        return inspect.signature(predict)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torchsci.distributed import all_gather_object
-from torchsci.metrics import Metric
+from torchsci.metrics import GatheredMetric
 
 
 @dataclasses.dataclass
@@ -96,24 +95,20 @@ def plot_sculpting(result: SculptingResult, path: str | os.PathLike, observable:
     return _save(plt, fig, path)
 
 
-class Sculpting(Metric):
+class Sculpting(GatheredMetric):
     """:func:`sculpting`'s JS divergence as a metric: ``update(probs, labels, weights, observable)``."""
 
     def __init__(self, efficiency: float = 0.5, signal: int | None = 1) -> None:
         self.efficiency, self.signal = efficiency, signal
         super().__init__()
 
-    def reset(self) -> None:
-        super().reset()
-        self.parts: list[tuple[np.ndarray, ...]] = []
-
     def update(self, preds: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, observable: torch.Tensor) -> None:
-        self.parts.append(tuple(t.detach().double().cpu().numpy() for t in (preds, target, weight, observable)))
+        self.keep(preds, target, weight, observable, dtype=np.float64)
 
     def compute(self) -> float:
-        parts = [p for rank in all_gather_object(self.parts) for p in rank]
-        if not parts or self.signal is None:
+        arrays = self.gathered()
+        if arrays is None or self.signal is None:
             return math.nan
-        scores, labels, weights, observable = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        scores, labels, weights, observable = arrays
         return sculpting(observable, labels.astype(np.int64), scores, weights, signal=self.signal,
                          efficiency=self.efficiency).jsd

@@ -10,7 +10,7 @@ from torch import nn
 
 from torchsci.errors import ConfigError, DataError
 from torchsci.metrics import Accuracy, Metric
-from torchsci.task import Task
+from torchsci.task import Task, unwrap_model
 from torchsci_physics.metrics import ROCAUC, BackgroundRejection
 from torchsci_physics.sculpting import Sculpting
 
@@ -90,7 +90,7 @@ class TaggingTask(Task):
 
     @staticmethod
     def inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
-        model = getattr(model, "module", model)
+        model = unwrap_model(model)
         names = list(getattr(model, "input_names", ("particles", "mask")))
         if "features" in names and names != ["features"] and not getattr(model, "num_features", 0):
             names.remove("features")
@@ -113,7 +113,7 @@ class TaggingTask(Task):
         return tuple(self.inputs(model, batch))
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        spec = getattr(getattr(model, "module", model), "input_spec", None) or {}
+        spec = getattr(unwrap_model(model), "input_spec", None) or {}
         if spec.get("classes"):
             self.classes = list(spec["classes"])
         if "observers" in spec:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from torchsci import ConformanceError
-from torchsci.testing import check_model
+from torchsci.testing import CHECKS, Subject, check_model, run_check
 
 X = (torch.randn(3, 5),)
 
@@ -71,6 +71,33 @@ class RandomInEval(nn.Module):
 def test_each_check_catches_its_bug(model, check):
     with pytest.raises(ConformanceError, match=f"{check}:"):
         check_model(model, X)
+
+
+@pytest.mark.parametrize(
+    ("model", "check"),
+    [(MixesTheBatch(), "batch_consistency"), (StridesWrong(), "non_contiguous"), (AlwaysFloat32(), "float64"),
+     (UnusedParameter(), "backward"), (RandomInEval(), "eval_deterministic")],
+)
+def test_each_check_runs_alone_and_catches_only_its_bug(model, check):
+    with pytest.raises(ConformanceError, match=f"failed 1 conformance check\\(s\\):\n  - {check}:"):
+        run_check(check, model, X)
+    subject = Subject.of(model, X)
+    assert CHECKS[check](subject)  # a check is a plain function of a Subject: the problem, or None
+    if isinstance(model, RandomInEval):
+        return  # a random output fails every check that compares two forwards
+    for name in CHECKS:
+        if name != check:
+            run_check(name, model, X)  # the same model passes the checks its bug does not touch
+
+
+def test_run_check_knows_the_export_and_gradcheck_checks_and_refuses_other_names():
+    layer = nn.Sequential(nn.Linear(5, 4), nn.Tanh())
+    run_check("gradcheck", layer, X)
+    run_check("export:pt2", layer, X)
+    with pytest.raises(ValueError, match="no conformance check named 'float32'; choose from eval_deterministic"):
+        run_check("float32", layer, X)
+    with pytest.raises(ValueError, match="exports='tflite'"):
+        run_check("export:tflite", layer, X)
 
 
 def test_known_gap_is_reported_not_run():

@@ -16,7 +16,8 @@ from torch import nn
 
 import torchsci
 from torchsci import ExportError
-from torchsci.export import add_export_command, load_exported
+from torchsci.cli import add_export_command
+from torchsci.export import load_exported
 from torchsci.testing import check_model
 
 QUICK_FORMATS = ["pt2", "onnx", "torchscript"]  # aoti compiles C++ for a minute: tests/core/test_export_aoti.py
@@ -314,3 +315,11 @@ def test_nan_in_an_artifact_is_reported_as_nan_not_zero():
 
     abs_diff, _, _, why = _diffs((torch.tensor([float("nan"), 1.0]),), (torch.tensor([0.0, 1.0]),))
     assert math.isnan(abs_diff) and "NaN" in why
+
+
+def test_the_export_command_moved_to_the_cli_and_the_old_import_warns():
+    import torchsci.cli
+    import torchsci.export
+
+    with pytest.warns(DeprecationWarning, match="moved to torchsci.cli.add_export_command"):
+        assert torchsci.export.add_export_command is torchsci.cli.add_export_command

@@ -163,3 +163,11 @@ def test_trainer_compiles_the_whole_model_unless_switched_off(tmp_path):
     with torchsci.compile.disabled():
         fit({"backend": off}, "off")
     assert off.graphs == 0
+
+
+def test_unwrap_model_sees_through_compile_and_ddp_wrappers():
+    from torchsci.task import unwrap_model
+
+    net = nn.Linear(2, 1)
+    assert unwrap_model(torch.compile(net)) is net  # torch.compile's OptimizedModule, without calling it
+    assert unwrap_model(net) is net

@@ -25,3 +25,20 @@ def test_cli_lists_models_and_environment():
     assert "device='auto' resolves to: cpu" in env.stdout or "cuda" in env.stdout
     bad = subprocess.run([sys.executable, "-m", "torchsci.cli", "models", "nothing/*"], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stdout == ""
+
+
+def test_every_shipped_folder_is_listed_in_the_packages():
+    # setuptools warns about (and will stop installing) data folders missing from `packages`; a new config group
+    # or data folder must be added to pyproject.toml's list.
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {"torchsci.configs"} | {"torchsci.configs." + ".".join(p.relative_to(root / "configs").parts)
+                                      for p in (root / "configs").rglob("*") if p.is_dir() and p.name != "__pycache__"}
+    for plugin in ("torchsci", "torchsci_neuro", "torchsci_physics", "torchsci_chem"):
+        on_disk |= {".".join(p.relative_to(root).parts) for p in [root / plugin, *(root / plugin).rglob("*")]
+                    if p.is_dir() and p.name != "__pycache__"}
+    assert listed == on_disk

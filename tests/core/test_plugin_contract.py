@@ -80,8 +80,8 @@ def test_every_registered_factory_has_a_real_signature():
     import inspect
 
     torchsci.registry.load_plugins()
-    tables = {"model": {n: e.factory for n, e in torchsci.registry.models.items()},
-              "dataset": torchsci.registry.datasets, "task": torchsci.registry.tasks}
+    tables = {"model": {n: e.factory for n, e in torchsci.registry.registry.models.items()},
+              "dataset": torchsci.registry.registry.datasets, "task": torchsci.registry.registry.tasks}
     for kind, table in tables.items():
         for name, factory in table.items():
             params = inspect.signature(factory).parameters.values()

@@ -13,7 +13,20 @@ from torchsci import PretrainedWeights, PretrainedWeightsError, RegistryError
 from torchsci.registry import Registry, registry
 from torchsci.testing import check_model
 
-MODELS = torchsci.list_models()
+ALL_MODELS = torchsci.list_models()
+
+
+def _architectures(names):
+    # Names that differ only by their shipped weights (neuro/unet3d and neuro/unet3d-tissue: one factory, one
+    # example) are one architecture: the battery runs once per architecture, on its first name.
+    first = {}
+    for name in names:
+        entry = registry.models[name]
+        first.setdefault((entry.factory, entry.example_inputs, entry.batch_of), name)
+    return sorted(first.values())
+
+
+MODELS = _architectures(ALL_MODELS)
 
 
 def test_plugins_are_discovered_through_entry_points():
@@ -35,6 +48,12 @@ def test_every_registered_model_passes_the_conformance_battery(name):
                          known_gaps=entry.known_gaps, exports=("pt2", "onnx"))
     assert "batch_consistency" in report.passed or "batch_consistency" in entry.known_gaps
     assert "export:onnx" in report.passed or "export:onnx" in entry.known_gaps
+
+
+def test_the_battery_covers_every_registered_name():
+    checked = {(registry.models[n].factory, registry.models[n].example_inputs) for n in MODELS}
+    assert all((registry.models[n].factory, registry.models[n].example_inputs) in checked for n in ALL_MODELS)
+    assert "neuro/unet3d" in MODELS and "neuro/unet3d-tissue" not in MODELS  # one U-Net, checked once
 
 
 def test_unknown_model_suggests_close_names():
@@ -95,3 +114,20 @@ def test_unknown_pretrained_tag(tmp_path, monkeypatch):
     reg, _ = _registry_with_weights(tmp_path)
     with pytest.raises(PretrainedWeightsError, match="shipped: default"):
         reg.create_model("t/lin", pretrained="v2")
+
+
+def test_torchsci_registry_is_the_module_and_the_objects_attributes_still_answer_with_a_warning():
+    import importlib
+    import inspect
+    import warnings
+
+    assert torchsci.registry is importlib.import_module("torchsci.registry") and inspect.ismodule(torchsci.registry)
+    assert torchsci.registry.Registry is Registry and torchsci.registry.registry is registry
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the module's own functions: no warning
+        assert torchsci.registry.model_entry("core/mlp") is registry.models["core/mlp"]
+        assert type(torchsci.registry.create_task("core/regression")).__name__ == "RegressionTask"
+    with pytest.warns(DeprecationWarning, match=r"use torchsci\.registry\.registry\.models"):
+        assert torchsci.registry.models is registry.models
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        torchsci.registry.nothing  # noqa: B018

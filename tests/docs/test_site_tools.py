@@ -16,7 +16,7 @@ import torchsci  # noqa: E402
 def test_the_cli_reference_lists_every_command_of_every_plugin():
     paths = [" ".join(p) for p in torchsci_docs.command_paths()]
     assert paths[0] == "" and {"train", "export", "export CHECKPOINT", "models", "env"} <= set(paths)
-    for field in torchsci.registry.commands:
+    for field in torchsci.registry.registry.commands:
         assert field in paths
         assert any(p.startswith(f"{field} ") for p in paths), f"no subcommand of {field} in the reference"
 
@@ -33,7 +33,7 @@ def test_help_text_is_what_the_command_prints(path):
     ("torchsci.DataError", None, "torchsci.errors.DataError"),        # a public alias
     ("torchsci.Trainer.fit", None, "torchsci.trainer.Trainer.fit"),   # a method through an alias
     ("DataError", "torchsci_chem.featurize", "torchsci.errors.DataError"),  # a name the module imports
-    ("torchsci.registry", None, "torchsci.registry"),                 # the module, not the instance it shadows
+    ("torchsci.registry", None, "torchsci.registry"),                 # the module (it no longer holds the instance)
     ("torch.Tensor", None, "torch.Tensor"),                           # external: found, not ours
     ("FloatingPointError", "torchsci.trainer", "builtins.FloatingPointError"),  # a builtin base class
     ("NoSuchName", "torchsci", None),

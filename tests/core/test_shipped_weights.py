@@ -1,0 +1,59 @@
+"""Every shipped weight file, by enumeration: it loads (sha256 checked by the registry) and gives one known answer.
+
+A new entry with ``pretrained=`` weights fails here until it has a known answer below, as timm tests every
+registered model the moment it is registered.
+"""
+
+import hashlib
+
+import pytest
+import torch
+
+import torchsci
+
+
+def _labels_of_a_blank_cube(model):
+    # A pinned answer of these weights (a real-scan answer is tests/neuro/test_pretrained.py's): the labels of
+    # a zero 16^3 cube, measured with this file on torch 2.13 CPU; a few voxels of slack for other CPUs' sums.
+    with torch.no_grad():
+        labels = model(torch.zeros(1, 1, 16, 16, 16)).argmax(1)
+    counts = torch.bincount(labels.flatten(), minlength=4).tolist()
+    assert all(abs(got - want) <= 40 for got, want in zip(counts, [2776, 61, 761, 498], strict=True)), counts
+
+
+def _ethanol_dissolves_better_than_phenol(model):
+    import torchsci_chem
+
+    # measured log10 solubilities (mol/L) in torchsci_chem/data/ESOL.csv (Delaney 2004): ethanol 1.10, phenol 0.0
+    logS = torchsci_chem.predict(["CCO", "c1ccccc1O"], model=model, device="cpu")
+    assert abs(logS[0] - 1.10) < 0.6 and abs(logS[1] - 0.0) < 0.6 and logS[0] > logS[1]
+
+
+KNOWN_ANSWERS = {
+    ("neuro/unet3d-tissue", "synth-mni152"): _labels_of_a_blank_cube,
+    ("chem/dmpnn_ensemble", "esol"): _ethanol_dissolves_better_than_phenol,
+}
+
+
+def _shipped():
+    torchsci.registry.load_plugins()
+    return [(name, tag) for name in torchsci.list_models(pretrained=True)
+            for tag in torchsci.registry.model_entry(name).pretrained]
+
+
+def test_every_shipped_weight_has_a_known_answer():
+    assert set(_shipped()) == set(KNOWN_ANSWERS)
+
+
+@pytest.mark.parametrize(("name", "tag"), sorted(KNOWN_ANSWERS), ids=[f"{n}.{t}" for n, t in sorted(KNOWN_ANSWERS)])
+def test_a_shipped_weight_loads_verified_and_gives_its_known_answer(name, tag):
+    field = name.split("/")[0]
+    pytest.importorskip(f"torchsci_{field}")
+    if (name, tag) not in _shipped():
+        pytest.fail(f"{name} ({tag}) is not registered: is the {field} plug-in absent?")
+    weights = torchsci.registry.model_entry(name).pretrained[tag]
+    assert hashlib.sha256(weights.path().read_bytes()).hexdigest() == weights.sha256
+    model = torchsci.create_model(name, pretrained=tag).eval()
+    state = weights.load()
+    assert all(torch.equal(model.state_dict()[k], v.to(model.state_dict()[k].dtype)) for k, v in state.items())
+    KNOWN_ANSWERS[name, tag](model)
