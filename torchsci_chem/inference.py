@@ -54,7 +54,7 @@ class PropertyPrediction:
     """Predictions with what a chemist needs to act on them, one entry per input molecule.
 
     ``value`` (and ``std``, ``lower``, ``upper``) are ``(n,)`` for single-task models, ``(n, n_tasks)``
-    otherwise; NaN where a molecule could not be featurised (or the model gives no such number).
+    otherwise (classifiers: probabilities, ``(n, n_targets * n_classes)`` for multiclass ones); NaN where a molecule could not be featurised (or the model gives no such number).
     ``similarity`` is the Tanimoto similarity to the nearest training molecule and ``in_domain`` whether
     it reaches the model's threshold (:mod:`torchsci_chem.domain`; NaN / False for models that hold no
     training fingerprints). ``standardized``, ``changes`` and ``flags`` come from
@@ -210,6 +210,12 @@ def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence
     for inputs in model_inputs(net, graphs, smiles, standardize, batch_size):
         with torch.no_grad():
             each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
+        kind = getattr(core_module(net), "task_kind", "regression")
+        if kind != "regression":  # a classifier: probabilities, averaged over the members
+            from torchsci_chem.task import probabilities  # noqa: PLC0415
+
+            classes = max(int(getattr(core_module(net), "num_classes", 0)), 1)
+            each = torch.stack([probabilities(e, kind, e.shape[-1] // classes) for e in each])
         each = each.double().cpu().numpy()
         if mve:
             means.append(each[..., :n_tasks])
@@ -401,7 +407,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from torchsci.registry import registry  # noqa: PLC0415
 
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
-                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid)
+                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid, task=args.kind)
     sizes = {part: len(getattr(data, part)) for part in ("train", "val", "test")}
     empty = [part for part, n in sizes.items() if n == 0]
     if empty:  # no validation molecules means no best checkpoint; no test molecules, no test score
@@ -451,7 +457,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--target", required=True, nargs="+")
     p.add_argument("-o", "--output", required=True, help="run directory")
     p.add_argument("--model", default="chem/dmpnn")
-    p.add_argument("--kind", default="regression", choices=["regression", "classification"])
+    p.add_argument("--task", "--kind", dest="kind", default="regression",
+                   choices=["regression", "classification", "multiclass"],
+                   help="regression; classification (0/1 labels per target column: ROC AUC, PR AUC); multiclass "
+                        "(class numbers 0..C-1); empty cells are not measured and left out of loss and metrics")
     p.add_argument("--split", default="random", choices=["random", "scaffold", "kfold"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=30)

@@ -46,6 +46,14 @@ class _Standardised(nn.Module):
         self.register_buffer("extra_mean", _vector(extra_mean, extra_features, 0.0))
         self.register_buffer("extra_std", _vector(extra_std, extra_features, 1.0))
 
+    def _init_kind(self, task_kind: str, num_classes: int, num_tasks: int) -> None:
+        if task_kind not in ("regression", "classification", "multiclass"):
+            raise ConfigError(f"task_kind={task_kind!r}: use 'regression', 'classification' or 'multiclass'.")
+        if task_kind == "multiclass" and (num_classes < 2 or num_tasks % num_classes):
+            raise ConfigError(f"task_kind='multiclass' needs num_classes >= 2 dividing num_tasks={num_tasks} "
+                              f"(num_tasks = n_targets * num_classes), got num_classes={num_classes}.")
+        self.task_kind, self.num_classes = task_kind, (num_classes if task_kind == "multiclass" else 0)
+
     def _scale_extra(self, extra: torch.Tensor) -> torch.Tensor:
         # Clamped because descriptors of unusual molecules can sit far outside the training range.
         return ((extra - self.extra_mean) / self.extra_std).clamp(-10.0, 10.0)
@@ -110,6 +118,11 @@ class DMPNN(_Standardised):
     standardize
         Standardisation steps (:mod:`torchsci_chem.standardize`) of the training molecules, which
         :func:`torchsci_chem.predict` applies to new ones.
+    task_kind, num_classes
+        What the outputs are: ``"regression"`` (values in original units), ``"classification"`` (one logit
+        per binary task) or ``"multiclass"`` (``num_classes`` logits per task, task-major, so
+        ``num_tasks = n_targets * num_classes``); :func:`torchsci_chem.predict` turns logits into
+        probabilities. Set by the ``chem/csv`` dataset's ``task=``.
 
     Examples
     --------
@@ -129,8 +142,9 @@ class DMPNN(_Standardised):
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
                  extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None,
                  descriptor_names: Sequence[str] = (), descriptor_rdkit: str | None = None,
-                 standardize: Sequence[str] = ()) -> None:
+                 standardize: Sequence[str] = (), task_kind: str = "regression", num_classes: int = 0) -> None:
         super().__init__()
+        self._init_kind(task_kind, num_classes, num_tasks)
         if uncertainty not in (None, "mve"):
             raise ConfigError(f"DMPNN(uncertainty={uncertainty!r}): use None or 'mve'.")
         self.predicts_variance = uncertainty == "mve"
@@ -252,8 +266,9 @@ class FingerprintMLP(_Standardised):
     def __init__(self, extra_features: int = 2048, hidden: Sequence[int] = (512, 256), dropout: float = 0.0,
                  num_tasks: int = 1, extra_kind: str | None = "morgan", target_mean: Sequence[float] | None = None,
                  target_std: Sequence[float] | None = None, extra_mean: Sequence[float] | None = None,
-                 extra_std: Sequence[float] | None = None) -> None:
+                 extra_std: Sequence[float] | None = None, task_kind: str = "regression", num_classes: int = 0) -> None:
         super().__init__()
+        self._init_kind(task_kind, num_classes, num_tasks)
         self.net = MLP(extra_features, num_tasks, hidden=tuple(hidden), dropout=dropout)
         self.extra_features, self.extra_kind = extra_features, extra_kind
         self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
