@@ -317,10 +317,29 @@ ESOL_WEIGHTS = PretrainedWeights(
 )
 
 
+def _property_weights(name: str, members: int, sha256: str, calibration_size: int, domain_size: int,
+                      what: str) -> PretrainedWeights:
+    return PretrainedWeights(
+        "torchsci_chem", f"weights/{name}-dmpnn-rdkit2d.safetensors", sha256=sha256,
+        kwargs={"members": members, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200,
+                "extra_features": len(RDKIT2D_V1), "extra_kind": "rdkit2d-v1", "descriptor_names": list(RDKIT2D_V1),
+                "descriptor_rdkit": "2026.09.1", "standardize": list(DEFAULT_STANDARDIZE),
+                "calibration_size": calibration_size, "domain_size": domain_size},
+        description=f"{what}, {members} D-MPNNs with the rdkit2d-v1 descriptors, trained on a scaffold split, "
+                    f"conformal intervals and applicability domain; see torchsci_chem/weights/MODEL_CARD_{name}.md",
+    )
+
+
+FREESOLV_WEIGHTS = _property_weights("freesolv", 5, "5e75184389011d8a5d6db05bc1bc0088aab0d56c2ab3c50553cae6521e634b13", 64, 514,
+                                     "FreeSolv hydration free energy (kcal/mol)")
+PROPERTY_WEIGHTS = {"esol": ESOL_WEIGHTS, "freesolv": FREESOLV_WEIGHTS}
+"""The shipped models' weights by short name (``torchsci_chem.predict(..., model=name)``)."""
+
+
 def register(registry) -> None:
     registry.register_model("chem/dmpnn", example_inputs=example_graph_inputs, batch_of=select_molecules)(dmpnn)
     registry.register_model("chem/dmpnn_ensemble", example_inputs=example_graph_inputs, batch_of=select_molecules,
-                            pretrained={"esol": ESOL_WEIGHTS})(dmpnn_ensemble)
+                            pretrained=dict(PROPERTY_WEIGHTS))(dmpnn_ensemble)
     registry.register_model("chem/fingerprint_mlp", example_inputs=lambda: ((torch.rand(3, 2048) > 0.9).float(),))(
         fingerprint_mlp)
 
