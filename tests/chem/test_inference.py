@@ -163,9 +163,10 @@ def test_cli_predict_reads_sdf_and_keeps_its_properties(tmp_path, capsys):
                                                             kekulize=False) + "$$$$\n")
     assert main(["chem", "predict", str(broken), "-o", str(out)]) == 2
     assert re.search(r"broken\.sdf.*record\(s\) \[3\]", capsys.readouterr().err)
-    with pytest.warns(UserWarning, match="row 2: ''"):
-        assert main(["chem", "predict", str(broken), "-o", str(out), "--on-invalid", "skip"]) == 0
-    assert list(csv.DictReader(out.open()))[2]["prediction"] == ""
+    assert main(["chem", "predict", str(broken), "-o", str(out), "--on-invalid", "skip"]) == 0
+    assert "1 row(s) could not be read as molecules" in capsys.readouterr().err
+    bad = list(csv.DictReader(out.open()))[2]  # kept, with an empty prediction and the reason
+    assert bad["record"] == "3" and bad["prediction"] == "" and bad["invalid"]
 
 
 def test_freesolv_shipped_model_gives_hydration_free_energies_with_intervals():
