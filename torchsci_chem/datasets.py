@@ -293,13 +293,63 @@ def kfold_split(n: int, n_folds: int = 5, fold: int = 0, seed: int = 0) -> tuple
     return train, val, test
 
 
+TASKS = ("regression", "classification", "multiclass")
+
+
+def check_labels(dataset: MoleculeDataset, task: str = "regression") -> int:
+    """Check the targets fit ``task`` and return the number of classes (0 for regression and binary tasks).
+
+    ``"classification"``: every measured label is 0 or 1; ``"multiclass"``: every measured label is a
+    whole number 0..C-1, with C >= 2 the largest label plus one. Anything else is one
+    :class:`torchsci.DataError` naming the file, the column, the values found and the fix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torchsci_chem.datasets import MoleculeDataset, check_labels
+    >>> data = MoleculeDataset([], [], np.array([[0.0], [2.0], [np.nan], [1.0]]), ["class"])
+    >>> check_labels(data, "multiclass")
+    3
+    >>> check_labels(data, "classification")
+    Traceback (most recent call last):
+    ...
+    torchsci.errors.DataError: <dataset>, column 'class': binary classification labels must be 0 or 1, found 3 values [0.0, 1.0, 2.0]; map them to 0/1, or train with --task multiclass (task='multiclass') for 3 classes.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: use 'regression', 'classification' or 'multiclass'.")
+    if task == "regression":
+        return 0
+    where = getattr(dataset, "path", "<dataset>")
+    classes = 0
+    for k, name in enumerate(dataset.target_names or [f"target {k}" for k in range(dataset.targets.shape[1])]):
+        column = dataset.targets[:, k]
+        values = np.unique(column[~np.isnan(column)]).tolist()
+        if task == "classification" and not set(values) <= {0.0, 1.0}:
+            hint = (f"train with --task multiclass (task='multiclass') for {len(values)} classes"
+                    if all(v == int(v) and v >= 0 for v in values) and len(values) > 2 else "or regression")
+            raise DataError(f"{where}, column '{name}': binary classification labels must be 0 or 1, found "
+                            f"{len(values)} values {values[:10]}; map them to 0/1, or {hint}.")
+        if task == "multiclass":
+            if any(v != int(v) or v < 0 for v in values):
+                raise DataError(f"{where}, column '{name}': multiclass labels must be class numbers 0, 1, 2, ...; "
+                                f"found {values[:10]}; number the classes from 0.")
+            classes = max(classes, int(max(values, default=0)) + 1)
+        if len(values) < 2:
+            raise DataError(f"{where}, column '{name}': only one class ({values}) among the measured labels; a "
+                            "classifier needs examples of at least two classes.")
+    return classes
+
+
 def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequence[float] = (0.8, 0.1, 0.1),
-                  seed: int = 0, n_folds: int = 5, fold: int = 0) -> DataSplits:
+                  seed: int = 0, n_folds: int = 5, fold: int = 0, task: str = "regression") -> DataSplits:
     """Split ``dataset`` and fit the target (and extra-feature) standardisation on the training part.
 
     The split indices, seed and sizes go to ``DataSplits.info`` (saved with the run); the
-    standardisation goes to ``DataSplits.model_kwargs`` so the model carries it.
+    standardisation goes to ``DataSplits.model_kwargs`` so the model carries it. For ``task``
+    ``"classification"`` or ``"multiclass"`` the labels are checked (:func:`check_labels`), not
+    standardised, and the model is told its kind (and number of classes).
     """
+    num_classes = check_labels(dataset, task)
     if split == "random":
         parts = random_split(len(dataset), sizes, seed)
     elif split in ("scaffold", "scaffold_balanced"):
@@ -316,6 +366,11 @@ def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequen
     std = np.where(std > 1e-8, std, 1.0)
     model_kwargs: dict[str, Any] = {"num_tasks": int(y.shape[1]), "target_mean": mean.tolist(),
                                     "target_std": std.tolist()}
+    if task != "regression":  # logits: no target scaling
+        width = int(y.shape[1]) * max(num_classes, 1)
+        model_kwargs.update(num_tasks=width, target_mean=[0.0] * width, target_std=[1.0] * width, task_kind=task)
+        if num_classes:
+            model_kwargs["num_classes"] = num_classes
     if dataset.extra is not None:
         x = dataset.extra[train_idx].astype(np.float64)
         x_std = x.std(axis=0)
@@ -330,7 +385,7 @@ def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequen
                                 descriptor_rdkit=rdkit.__version__)
     if getattr(dataset, "standardize", ()):
         model_kwargs["standardize"] = list(dataset.standardize)
-    info = {"split": split, "seed": seed, "sizes": list(sizes), "targets": dataset.target_names,
+    info = {"split": split, "seed": seed, "sizes": list(sizes), "targets": dataset.target_names, "task": task,
             "indices": {k: v.tolist() for k, v in zip(("train", "val", "test"), parts, strict=True)},
             "skipped": [list(r) for r in dataset.skipped]}
     if split == "kfold":
@@ -356,16 +411,73 @@ def esol(split: str = "random", seed: int = 0, sizes: Sequence[float] = (0.8, 0.
     return split_dataset(data, split, sizes, seed, n_folds, fold)
 
 
+LIPO_TARGET = "exp"
+FREESOLV_TARGET = "expt"
+
+
+def data_path(name: str) -> Path:
+    """A CSV shipped in ``torchsci_chem/data`` (provenance and licences in its ``README.md``)."""
+    return Path(str(files("torchsci_chem").joinpath(f"data/{name}")))
+
+
+def lipo(split: str = "scaffold", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1), extra: str | None = None,
+         n_folds: int = 5, fold: int = 0, standardize: Sequence[str] = ()) -> DataSplits:
+    """``chem/lipo``: Lipophilicity (octanol/water logD at pH 7.4, AstraZeneca via ChEMBL), 4,200 molecules.
+
+    Scaffold-balanced split by default (the split the shipped ``lipo`` model was trained and reported on).
+    """
+    data = SmilesCSVDataset(data_path("Lipophilicity.csv"), smiles="smiles", targets=LIPO_TARGET, extra=extra,
+                            standardize=tuple(standardize))
+    return split_dataset(data, split, sizes, seed, n_folds, fold)
+
+
+def freesolv(split: str = "scaffold", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1),
+             extra: str | None = None, n_folds: int = 5, fold: int = 0, standardize: Sequence[str] = ()) -> DataSplits:
+    """``chem/freesolv``: FreeSolv experimental hydration free energies (kcal/mol), 642 molecules.
+
+    Scaffold-balanced split by default (the split the shipped ``freesolv`` model was trained and reported on).
+    """
+    data = SmilesCSVDataset(data_path("FreeSolv.csv"), smiles="smiles", targets=FREESOLV_TARGET, extra=extra,
+                            standardize=tuple(standardize))
+    return split_dataset(data, split, sizes, seed, n_folds, fold)
+
+
 def csv_dataset(path: str, smiles: str | Sequence[str] = "smiles", targets: str | Sequence[str] = "target",
                 split: str = "random", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1),
                 extra: str | None = None, standardize: Sequence[str] = (), on_invalid: str = "raise",
-                n_jobs: int = 1, n_folds: int = 5, fold: int = 0) -> DataSplits:
-    """``chem/csv``: any CSV of SMILES and targets (paths relative to the working directory)."""
+                n_jobs: int = 1, n_folds: int = 5, fold: int = 0, task: str = "regression") -> DataSplits:
+    """``chem/csv``: any CSV of SMILES and targets (paths relative to the working directory).
+
+    ``task``: ``"regression"``, ``"classification"`` (labels 0/1, one column per binary task) or
+    ``"multiclass"`` (class numbers 0..C-1); several target columns make a multitask model, and empty
+    cells are "not measured", left out of the loss and the metrics (:func:`check_labels`).
+    """
     data = SmilesCSVDataset(Path(path).expanduser().resolve(), smiles, targets, standardize=standardize,
                             on_invalid=on_invalid, n_jobs=n_jobs, extra=extra)
-    return split_dataset(data, split, sizes, seed, n_folds, fold)
+    return split_dataset(data, split, sizes, seed, n_folds, fold, task)
+
+
+SOLUBLE_LOGS = -3.0
+"""``chem/esol_soluble``: a molecule is "soluble" when logS >= -3 (1 mmol/L)."""
+
+
+def esol_soluble(split: str = "scaffold", seed: int = 0, sizes: Sequence[float] = (0.8, 0.1, 0.1),
+                 extra: str | None = None, standardize: Sequence[str] = ()) -> DataSplits:
+    """``chem/esol_soluble``: binary classification, ESOL molecules labelled 1 when logS >= -3 (1 mmol/L).
+
+    A small classification set from the shipped ESOL CSV (1,128 molecules, about half positive), for
+    the classification experiment config (``experiment=chem/esol_soluble``) and tests.
+    """
+    data = SmilesCSVDataset(esol_path(), smiles="smiles", targets=ESOL_TARGET, extra=extra,
+                            standardize=tuple(standardize))
+    data.targets = (data.targets >= SOLUBLE_LOGS).astype(np.float32)
+    data.target_names = [f"soluble (logS >= {SOLUBLE_LOGS:g})"]
+    return split_dataset(data, split, sizes, seed, task="classification")
 
 
 def register(registry) -> None:
     registry.register_dataset("chem/esol")(esol)
     registry.register_dataset("chem/csv")(csv_dataset)
+    registry.register_dataset("chem/lipo")(lipo)
+    registry.register_dataset("chem/esol_soluble")(esol_soluble)
+    registry.register_dataset("chem/freesolv")(freesolv)

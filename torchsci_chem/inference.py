@@ -34,7 +34,7 @@ from torchsci_chem.featurize import (
     molecule_features,
 )
 
-PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol")}
+PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol"), "freesolv": ("chem/dmpnn_ensemble", "freesolv")}
 """Shipped models by short name: (registered model, pretrained tag)."""
 
 
@@ -55,7 +55,7 @@ class PropertyPrediction:
     """Predictions with what a chemist needs to act on them, one entry per input molecule.
 
     ``value`` (and ``std``, ``lower``, ``upper``) are ``(n,)`` for single-task models, ``(n, n_tasks)``
-    otherwise; NaN where a molecule could not be featurised (or the model gives no such number).
+    otherwise (classifiers: probabilities, ``(n, n_targets * n_classes)`` for multiclass ones); NaN where a molecule could not be featurised (or the model gives no such number).
     ``similarity`` is the Tanimoto similarity to the nearest training molecule and ``in_domain`` whether
     it reaches the model's threshold (:mod:`torchsci_chem.domain`; NaN / False for models that hold no
     training fingerprints). ``standardized``, ``changes`` and ``flags`` come from
@@ -76,6 +76,8 @@ class PropertyPrediction:
     changes: list[list[str]]
     flags: list[list[str]]
     applicability: list[Applicability | None]
+    invalid: list[str] = dataclasses.field(default_factory=list)
+    """Per molecule why it could not be featurised (its prediction is NaN), ``""`` for valid ones."""
 
     @property
     def judgeable(self) -> np.ndarray:
@@ -98,7 +100,8 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     smiles
         The molecules; a single string is one molecule (its result still has a leading axis of length 1).
     model
-        ``"esol"`` (aqueous solubility, log10 mol/L), a Trainer checkpoint path, or a model.
+        ``"esol"`` (aqueous solubility, log10 mol/L), ``"freesolv"`` (hydration free energy, kcal/mol), a
+        Trainer checkpoint path, or a model.
     return_std
         Also return the standard deviation across ensemble members (ensembles only; other models
         raise :class:`torchsci.ConfigError` because they have no uncertainty estimate).
@@ -145,8 +148,13 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     >>> bool(out.lower[0] < out.value[0] < out.upper[0]), out.judgeable.tolist()
     (True, [True, False])
     >>> logS, flags = torchsci_chem.predict("[NH4+].[Cl-]", return_applicability=True)
+<<<<<<< HEAD
     >>> logS.shape, flags[0].applicable, flags[0].reason  # doctest: +ELLIPSIS
     ((1,), False, 'a salt or mixture (2 fragments)...')
+=======
+    >>> logS.shape, flags[0].applicable, flags[0].reason.split("; ")[0]
+    ((1,), False, 'a salt or mixture (2 fragments)')
+>>>>>>> chem2
     """
     from torchsci_chem.standardize import resolve  # noqa: PLC0415
 
@@ -190,8 +198,11 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         mean[out.kept], sigma = spread(each, variances)
         if members is not None or mve:
             std[out.kept] = sigma
+    reasons = [""] * len(smiles)
+    for bad in out.invalid:
+        reasons[bad.row] = bad.reason
     if interval is not None or details:
-        return _details(net, smiles, out.kept, mean, std, interval, steps)
+        return _details(net, smiles, out.kept, mean, std, interval, steps, reasons)
     if not return_applicability:
         # the cheap structural rules only; the domain's similarity comes with details=True
         line = warning_line("predict()", applicability(smiles), smiles)
@@ -200,7 +211,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         if n_tasks == 1:
             mean, std = mean[:, 0], std[:, 0]
         return (mean, std) if return_std else mean
-    full = _details(net, smiles, out.kept, mean, std, None, steps)
+    full = _details(net, smiles, out.kept, mean, std, None, steps, reasons)
     return (full.value, full.std, full.applicability) if return_std else (full.value, full.applicability)
 
 
@@ -225,6 +236,12 @@ def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence
     for inputs in batches:
         with torch.no_grad():
             each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
+        kind = getattr(core_module(net), "task_kind", "regression")
+        if kind != "regression":  # a classifier: probabilities, averaged over the members
+            from torchsci_chem.task import probabilities  # noqa: PLC0415
+
+            classes = max(int(getattr(core_module(net), "num_classes", 0)), 1)
+            each = torch.stack([probabilities(e, kind, e.shape[-1] // classes) for e in each])
         each = each.double().cpu().numpy()
         if mve:
             means.append(each[..., :n_tasks])
@@ -238,7 +255,7 @@ def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence
 
 
 def _details(net: nn.Module, smiles: list[str], kept: np.ndarray, mean: np.ndarray, std: np.ndarray,
-             level: float | None, steps: Sequence[str]) -> PropertyPrediction:
+             level: float | None, steps: Sequence[str], invalid: Sequence[str] = ()) -> PropertyPrediction:
     from torchsci_chem.domain import nearest_similarity, packed_fingerprints  # noqa: PLC0415
     from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
     from torchsci_chem.standardize import standardize_report  # noqa: PLC0415
@@ -263,7 +280,7 @@ def _details(net: nn.Module, smiles: list[str], kept: np.ndarray, mean: np.ndarr
         mean, std, lower, upper = mean[:, 0], std[:, 0], lower[:, 0], upper[:, 0]
     return PropertyPrediction(smiles, mean, std, lower, upper, level, similarity, in_domain,
                               [r.smiles for r in reports], [r.changes for r in reports], [r.flags for r in reports],
-                              judged)
+                              judged, list(invalid) or [""] * len(smiles))
 
 
 def _judge(smiles: Sequence[str], mean: np.ndarray, similarity: np.ndarray,
@@ -359,56 +376,212 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
     return [{k: v or "" for k, v in r.items()} for r in rows], [r[column] or "" for r in rows]
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[str], Iterator[list[tuple[int, dict]]]]:
+    """The header of a CSV of molecules and an iterator over chunks of ``(line, row)``, read lazily.
+
+    Memory stays bounded by ``chunk_size`` rows whatever the file's length. The file is checked as
+    :func:`torchsci.io.read_csv` checks it (missing, binary, not UTF-8, empty, only a header, a row with
+    more fields than the header, no ``column``), each one :class:`torchsci.DataError` naming the file; a
+    problem found part-way through is raised when its chunk is read.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such file." if not path.exists() else f"{path}: is not a file.")
+    with path.open("rb") as fh:
+        if b"\x00" in fh.read(65536):
+            raise DataError(f"{path}: a binary file, not CSV text; export the table as CSV (UTF-8).")
+
+    consumed = [0]  # physical lines read so far
+
+    def lines(fh) -> Iterator[str]:
+        for raw in fh:
+            consumed[0] += 1
+            try:
+                yield raw.decode("utf-8-sig" if consumed[0] == 1 else "utf-8")
+            except UnicodeDecodeError:
+                read_csv(path)  # raises the exact message (file, line, byte) for this file
+                raise
+    fh = path.open("rb")
+    try:
+        text = lines(fh)
+        first = next((ln for ln in text if ln.strip()), None)
+        if first is None:
+            raise DataError(f"{path}: the file is empty; it needs a header line and one row per entry.")
+        present = [d for d in DELIMITERS if d in first]
+        delimiter = present[0] if present else ","
+        if len(present) > 1:
+            try:
+                delimiter = csv.Sniffer().sniff(first, delimiters="".join(present)).delimiter
+            except csv.Error:
+                delimiter = ","
+        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+        if column not in header:
+            raise DataError(f"{path}: no column '{column}' (header: {header}); pass --smiles NAME.")
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            head = next((r for r in reader if r), None)
+        except csv.Error as exc:
+            raise DataError(f"{path}: unreadable CSV ({exc}).") from exc
+        if head is None:
+            raise DataError(f"{path}: only a header: no data rows below it; add one row per entry.")
+    except BaseException:
+        fh.close()
+        raise
+
+    def chunks() -> Iterator[list[tuple[int, dict]]]:
+        part: list[tuple[int, dict]] = []
+        try:
+            for cells in _chain([head], reader):
+                if not cells:
+                    continue
+                line = consumed[0]
+                if len(cells) > len(header):
+                    raise DataError(f"{path}, line {line}: {len(cells)} fields but the header has {len(header)} "
+                                    "(an unquoted delimiter inside a value?).")
+                part.append((line, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))))
+                if len(part) == chunk_size:
+                    yield part
+                    part = []
+            if part:
+                yield part
+        except csv.Error as exc:
+            raise DataError(f"{path}: unreadable CSV ({exc}).") from exc
+        finally:
+            fh.close()
+
+    return header, chunks()
+
+
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
+    yield from rest
+
+
+class _Summary(Sequence):
+    """The flags of a streamed file for :func:`torchsci.applicability.warning_line`, without keeping one per row:
+    the first unjudgeable examples, then stand-ins carrying the other bases, then judgeable ones."""
+
+    def __init__(self, examples: list[tuple[str, Applicability]], bad: int, total: int, bases: set[str]) -> None:
+        self.examples, self.bad, self.total = [f for _, f in examples], bad, total
+        self.bases = sorted(bases - {f.basis for f in self.examples})
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, i: int) -> Applicability:
+        if not 0 <= i < self.total:
+            raise IndexError(i)
+        if i < len(self.examples):
+            return self.examples[i]
+        if i < self.bad:
+            j = i - len(self.examples)
+            return Applicability(False, "", None, self.bases[j] if j < len(self.bases) else "")
+        return Applicability(True)
+
+
+def _count_rows(path: Path) -> int:
+    """Lines after the header (for the progress bar's total; quoted newlines make it an upper bound)."""
+    count = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return max(count - 1, 0)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     source = Path(args.molecules)
     output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
-    rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
+    sdf = source.suffix.lower() in (".sdf", ".sd")
+    if sdf:
+        rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
+        fields = list(rows[0]) if rows else [args.smiles]
+        numbered = list(enumerate(rows, start=1))
+        chunks: Iterator[list[tuple[int, dict]]] = iter(
+            [numbered[k:k + args.chunk_size] for k in range(0, len(numbered), args.chunk_size)])
+        total = len(rows)
+    else:
+        fields, chunks = stream_csv(source, args.smiles, args.chunk_size)
+        total = _count_rows(source) if args.progress else 0
     net = load(args.model)
     has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
     if args.interval is not None and not getattr(net, "calibration_size", 0):
         raise ConfigError(f"--interval {args.interval}: model {args.model} holds no conformal calibration; drop "
                           "--interval or use a shipped model.")
-    full = predict(smiles, net, details=True, interval=args.interval, on_invalid=args.on_invalid, n_jobs=args.jobs,
-                   standardize=not args.no_standardize)
-    mean = full.value.reshape(len(rows), -1)
-    std = full.std.reshape(len(rows), -1) if has_std else None
-    names = [args.column] if mean.shape[1] == 1 else [f"{args.column}_{k}" for k in range(mean.shape[1])]
-    fields = list(rows[0]) if rows else [args.smiles]
-    extra_fields = names + ([f"{n}_std" for n in names] if std is not None else [])
+    n_out = _num_tasks(net)
+    names = [args.column] if n_out == 1 else [f"{args.column}_{k}" for k in range(n_out)]
+    extra_fields = names + ([f"{n}_std" for n in names] if has_std else [])
     if args.interval is not None:
         extra_fields += [f"{n}_{end}" for n in names for end in ("lower", "upper")]
     domain = bool(getattr(net, "domain_size", 0))
     extra_fields += (["nearest_similarity", "in_domain"] if domain else []) + [
-        "standardized_smiles", "standardization", "flags", "judgeable", *COLUMNS]
-    lower, upper = full.lower.reshape(len(rows), -1), full.upper.reshape(len(rows), -1)
-    judgeable = full.judgeable
+        "standardized_smiles", "standardization", "flags", "judgeable", "invalid", *COLUMNS]
 
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.4f}"
 
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    written = invalid_rows = 0
+    unjudged: list[tuple[str, Applicability]] = []
+    n_unjudged = 0
+    bases: set[str] = set()
+    bar = tqdm(total=total or None, desc="predict", unit="mol", disable=not args.progress, file=sys.stderr,
+               dynamic_ncols=True, leave=False)
     with atomic_output(output, [source], what="predictions") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields + extra_fields)
         writer.writeheader()
-        for i, row in enumerate(rows):
-            row = dict(row)
-            for k, n in enumerate(names):
-                row[n] = number(mean[i, k])
-                if std is not None:
-                    row[f"{n}_std"] = number(std[i, k])
-                if args.interval is not None:
-                    row[f"{n}_lower"], row[f"{n}_upper"] = number(lower[i, k]), number(upper[i, k])
-            if domain:
-                row["nearest_similarity"] = number(full.similarity[i])
-                row["in_domain"] = str(bool(full.in_domain[i])).lower()
-            row["standardized_smiles"] = full.standardized[i]
-            row["standardization"] = "; ".join(full.changes[i])
-            row["flags"] = " ".join(full.flags[i])
-            row["judgeable"] = str(bool(judgeable[i])).lower()
-            writer.writerow({**row, **as_columns(full.applicability[i])})
-    line = warning_line(str(source), full.applicability, smiles)
-    if line:
+        for part in chunks:
+            smiles = [row.get(args.smiles) or "" for _, row in part]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                full = predict(smiles, net, details=True, interval=args.interval, on_invalid="skip",
+                               n_jobs=args.jobs, standardize=not args.no_standardize)
+            bad = [(line, s, why) for (line, _), s, why in zip(part, smiles, full.invalid, strict=True) if why]
+            if bad and args.on_invalid == "raise":
+                shown = "; ".join(f"{'record' if sdf else 'line'} {ln} {s!r}: {why}" for ln, s, why in bad[:5])
+                raise DataError(f"{source}: {len(bad)} invalid molecule(s) in this part of the file ({shown}); fix "
+                                "them or pass --on-invalid skip (their rows are kept, with the reason in 'invalid').")
+            invalid_rows += len(bad)
+            mean = full.value.reshape(len(part), -1)
+            std = full.std.reshape(len(part), -1)
+            lower, upper = full.lower.reshape(len(part), -1), full.upper.reshape(len(part), -1)
+            judgeable = full.judgeable
+            for i, (_, row) in enumerate(part):
+                row = dict(row)
+                for k, n in enumerate(names):
+                    row[n] = number(mean[i, k])
+                    if has_std:
+                        row[f"{n}_std"] = number(std[i, k])
+                    if args.interval is not None:
+                        row[f"{n}_lower"], row[f"{n}_upper"] = number(lower[i, k]), number(upper[i, k])
+                if domain:
+                    row["nearest_similarity"] = number(full.similarity[i])
+                    row["in_domain"] = str(bool(full.in_domain[i])).lower()
+                row["standardized_smiles"] = full.standardized[i]
+                row["standardization"] = "; ".join(full.changes[i])
+                row["flags"] = " ".join(full.flags[i])
+                row["judgeable"] = str(bool(judgeable[i])).lower()
+                row["invalid"] = full.invalid[i]
+                flag = full.applicability[i]
+                writer.writerow({**row, **as_columns(flag)})
+                if flag is not None and not flag.applicable:
+                    n_unjudged += 1
+                    bases.add(flag.basis)
+                    if len(unjudged) < 3:
+                        unjudged.append((smiles[i], flag))
+            written += len(part)
+            bar.update(len(part))
+    bar.close()
+    if n_unjudged:  # the core's one line, from the first few examples and the counts (not every row's flag)
+        line = warning_line(str(source), _Summary(unjudged, n_unjudged, written, bases),
+                            [smi for smi, _ in unjudged] + [""] * (3 - len(unjudged)))
         print(f"warning: {line}", file=sys.stderr)
-    print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
+    if invalid_rows:
+        print(f"warning: {source}: {invalid_rows} row(s) could not be read as molecules; they are in the output with "
+              "empty predictions and the reason in the 'invalid' column.", file=sys.stderr)
+    print(f"wrote {written} predictions to {output}", file=sys.stderr)
     return 0
 
 
@@ -416,7 +589,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from torchsci.registry import registry  # noqa: PLC0415
 
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
-                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid)
+                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid, task=args.kind)
     sizes = {part: len(getattr(data, part)) for part in ("train", "val", "test")}
     empty = [part for part, n in sizes.items() if n == 0]
     if empty:  # no validation molecules means no best checkpoint; no test molecules, no test score
@@ -457,6 +630,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1, help="featurisation processes")
+    p.add_argument("--chunk-size", type=int, default=10_000,
+                   help="molecules read, predicted and written at a time (memory stays bounded by it)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
+                   help="a progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--interval", type=float, help="add calibrated prediction intervals of this coverage, e.g. 0.9")
     p.add_argument("--no-standardize", action="store_true", help="keep the molecules as given (no standardization)")
     p.set_defaults(func=_cmd_predict)
@@ -466,7 +643,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--target", required=True, nargs="+")
     p.add_argument("-o", "--output", required=True, help="run directory")
     p.add_argument("--model", default="chem/dmpnn")
-    p.add_argument("--kind", default="regression", choices=["regression", "classification"])
+    p.add_argument("--task", "--kind", dest="kind", default="regression",
+                   choices=["regression", "classification", "multiclass"],
+                   help="regression; classification (0/1 labels per target column: ROC AUC, PR AUC); multiclass "
+                        "(class numbers 0..C-1); empty cells are not measured and left out of loss and metrics")
     p.add_argument("--split", default="random", choices=["random", "scaffold", "kfold"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=30)

@@ -46,6 +46,14 @@ class _Standardised(nn.Module):
         self.register_buffer("extra_mean", _vector(extra_mean, extra_features, 0.0))
         self.register_buffer("extra_std", _vector(extra_std, extra_features, 1.0))
 
+    def _init_kind(self, task_kind: str, num_classes: int, num_tasks: int) -> None:
+        if task_kind not in ("regression", "classification", "multiclass"):
+            raise ConfigError(f"task_kind={task_kind!r}: use 'regression', 'classification' or 'multiclass'.")
+        if task_kind == "multiclass" and (num_classes < 2 or num_tasks % num_classes):
+            raise ConfigError(f"task_kind='multiclass' needs num_classes >= 2 dividing num_tasks={num_tasks} "
+                              f"(num_tasks = n_targets * num_classes), got num_classes={num_classes}.")
+        self.task_kind, self.num_classes = task_kind, (num_classes if task_kind == "multiclass" else 0)
+
     def _scale_extra(self, extra: torch.Tensor) -> torch.Tensor:
         # Clamped because descriptors of unusual molecules can sit far outside the training range.
         return ((extra - self.extra_mean) / self.extra_std).clamp(-10.0, 10.0)
@@ -110,6 +118,11 @@ class DMPNN(_Standardised):
     standardize
         Standardisation steps (:mod:`torchsci_chem.standardize`) of the training molecules, which
         :func:`torchsci_chem.predict` applies to new ones.
+    task_kind, num_classes
+        What the outputs are: ``"regression"`` (values in original units), ``"classification"`` (one logit
+        per binary task) or ``"multiclass"`` (``num_classes`` logits per task, task-major, so
+        ``num_tasks = n_targets * num_classes``); :func:`torchsci_chem.predict` turns logits into
+        probabilities. Set by the ``chem/csv`` dataset's ``task=``.
 
     Examples
     --------
@@ -129,8 +142,9 @@ class DMPNN(_Standardised):
                  target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None,
                  extra_mean: Sequence[float] | None = None, extra_std: Sequence[float] | None = None,
                  descriptor_names: Sequence[str] = (), descriptor_rdkit: str | None = None,
-                 standardize: Sequence[str] = ()) -> None:
+                 standardize: Sequence[str] = (), task_kind: str = "regression", num_classes: int = 0) -> None:
         super().__init__()
+        self._init_kind(task_kind, num_classes, num_tasks)
         if uncertainty not in (None, "mve"):
             raise ConfigError(f"DMPNN(uncertainty={uncertainty!r}): use None or 'mve'.")
         self.predicts_variance = uncertainty == "mve"
@@ -252,8 +266,9 @@ class FingerprintMLP(_Standardised):
     def __init__(self, extra_features: int = 2048, hidden: Sequence[int] = (512, 256), dropout: float = 0.0,
                  num_tasks: int = 1, extra_kind: str | None = "morgan", target_mean: Sequence[float] | None = None,
                  target_std: Sequence[float] | None = None, extra_mean: Sequence[float] | None = None,
-                 extra_std: Sequence[float] | None = None) -> None:
+                 extra_std: Sequence[float] | None = None, task_kind: str = "regression", num_classes: int = 0) -> None:
         super().__init__()
+        self._init_kind(task_kind, num_classes, num_tasks)
         self.net = MLP(extra_features, num_tasks, hidden=tuple(hidden), dropout=dropout)
         self.extra_features, self.extra_kind = extra_features, extra_kind
         self._init_scales(num_tasks, extra_features, target_mean, target_std, extra_mean, extra_std)
@@ -302,10 +317,29 @@ ESOL_WEIGHTS = PretrainedWeights(
 )
 
 
+def _property_weights(name: str, members: int, sha256: str, calibration_size: int, domain_size: int,
+                      what: str) -> PretrainedWeights:
+    return PretrainedWeights(
+        "torchsci_chem", f"weights/{name}-dmpnn-rdkit2d.safetensors", sha256=sha256,
+        kwargs={"members": members, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200,
+                "extra_features": len(RDKIT2D_V1), "extra_kind": "rdkit2d-v1", "descriptor_names": list(RDKIT2D_V1),
+                "descriptor_rdkit": "2026.09.1", "standardize": list(DEFAULT_STANDARDIZE),
+                "calibration_size": calibration_size, "domain_size": domain_size},
+        description=f"{what}, {members} D-MPNNs with the rdkit2d-v1 descriptors, trained on a scaffold split, "
+                    f"conformal intervals and applicability domain; see torchsci_chem/weights/MODEL_CARD_{name}.md",
+    )
+
+
+FREESOLV_WEIGHTS = _property_weights("freesolv", 5, "5e75184389011d8a5d6db05bc1bc0088aab0d56c2ab3c50553cae6521e634b13", 64, 514,
+                                     "FreeSolv hydration free energy (kcal/mol)")
+PROPERTY_WEIGHTS = {"esol": ESOL_WEIGHTS, "freesolv": FREESOLV_WEIGHTS}
+"""The shipped models' weights by short name (``torchsci_chem.predict(..., model=name)``)."""
+
+
 def register(registry) -> None:
     registry.register_model("chem/dmpnn", example_inputs=example_graph_inputs, batch_of=select_molecules)(dmpnn)
     registry.register_model("chem/dmpnn_ensemble", example_inputs=example_graph_inputs, batch_of=select_molecules,
-                            pretrained={"esol": ESOL_WEIGHTS})(dmpnn_ensemble)
+                            pretrained=dict(PROPERTY_WEIGHTS))(dmpnn_ensemble)
     registry.register_model("chem/fingerprint_mlp", example_inputs=lambda: ((torch.rand(3, 2048) > 0.9).float(),))(
         fingerprint_mlp)
 

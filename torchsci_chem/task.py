@@ -30,6 +30,7 @@ class PropertyOutputs:
     prediction: torch.Tensor
     scale: torch.Tensor | None
     variance: torch.Tensor | None = None
+    num_classes: int = 0
 
 
 class MaskedRMSE(Metric):
@@ -59,23 +60,52 @@ class MaskedMAE(MaskedRMSE):
 
 
 class MaskedROCAUC(GatheredMetric):
-    """ROC AUC per task over measured entries, averaged over tasks that have both classes."""
+    """ROC AUC (scikit-learn's ``roc_auc_score``) over the measured entries, averaged over tasks (and, for
+    multi-class tasks, over the one-vs-rest problem of each class) that have both positives and negatives.
+
+    ``num_classes`` 0 or 1: binary tasks, ``preds`` are ``(n, n_tasks)`` logits or probabilities; ``>= 2``:
+    ``preds`` are ``(n, n_tasks * num_classes)`` logits (task-major) and ``target`` holds class indices.
+    Every rank's batches are gathered before the score (a rank may have seen none).
+    """
+
+    score = "roc_auc_score"
+
+    def __init__(self, num_classes: int = 0) -> None:
+        self.num_classes = num_classes
+        super().__init__()
 
     def update(self, preds, target, weight=None):
-        self.keep(preds.double(), target.double())
+        preds = preds.detach().double()
+        if self.num_classes >= 2:  # probabilities, so each class's one-vs-rest ranking is meaningful
+            n, tasks = target.shape
+            preds = torch.softmax(preds.reshape(n, tasks, self.num_classes), dim=-1).reshape(n, -1)
+        self.keep(preds, target.double())
 
     def compute(self) -> float:
-        from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+        import sklearn.metrics  # noqa: PLC0415
 
-        arrays = self.gathered()  # every rank's batches (a rank may have none)
+        score = getattr(sklearn.metrics, self.score)
+        arrays = self.gathered()
         preds, target = (torch.from_numpy(a) for a in arrays) if arrays else (torch.empty(0, 0), torch.empty(0, 0))
+        classes = max(self.num_classes, 1)
         scores = []
         for k in range(target.shape[1] if target.dim() == 2 else 0):
             mask = ~torch.isnan(target[:, k])
-            y = target[mask, k]
-            if y.numel() and 0 < y.sum() < y.numel():
-                scores.append(roc_auc_score(y.numpy(), preds[mask, k].numpy()))
+            for c in range(classes):
+                y = target[mask, k] if classes == 1 else (target[mask, k] == c).double()
+                if y.numel() and 0 < y.sum() < y.numel():
+                    scores.append(score(y.numpy(), preds[mask, k * classes + c].numpy()))
         return float(sum(scores) / len(scores)) if scores else math.nan
+
+
+class MaskedPRAUC(MaskedROCAUC):
+    """Area under the precision-recall curve (scikit-learn's ``average_precision_score``), averaged like
+    :class:`MaskedROCAUC`; more telling than ROC AUC when positives are rare."""
+
+    score = "average_precision_score"
+
+
+KINDS = ("regression", "classification", "multiclass")
 
 
 class PropertyTask(Task):
@@ -85,8 +115,11 @@ class PropertyTask(Task):
     ----------
     kind
         ``"regression"`` (MSE on the standardised scale, or the Gaussian negative log-likelihood for
-        models that predict a variance; RMSE/MAE in original units) or ``"classification"`` (binary
-        cross-entropy per task on logits; ROC AUC).
+        models that predict a variance; RMSE/MAE in original units), ``"classification"`` (binary labels
+        0/1 per task, binary cross-entropy on logits) or ``"multiclass"`` (class indices 0..C-1 per task;
+        the model gives ``n_tasks * C`` logits, task-major; cross-entropy). Classification metrics: ROC AUC
+        (``auroc``, the monitored one) and PR AUC (``prauc``, average precision), one-vs-rest per class
+        and averaged. NaN targets are left out of the loss and of every metric.
 
     Examples
     --------
@@ -99,8 +132,8 @@ class PropertyTask(Task):
     """
 
     def __init__(self, kind: str = "regression") -> None:
-        if kind not in ("regression", "classification"):
-            raise ConfigError(f"PropertyTask(kind={kind!r}): use 'regression' or 'classification'.")
+        if kind not in KINDS:
+            raise ConfigError(f"PropertyTask(kind={kind!r}): use 'regression', 'classification' or 'multiclass'.")
         self.kind = kind
         self.monitor, self.monitor_mode = ("val/rmse", "min") if kind == "regression" else ("val/auroc", "max")
 
@@ -117,13 +150,19 @@ class PropertyTask(Task):
                 raise ConfigError("mean-variance estimation (uncertainty='mve') is for regression only.")
             mean, variance = pred.chunk(2, dim=1)
             return PropertyOutputs(mean, scale, variance)
-        return PropertyOutputs(pred, scale)
+        return PropertyOutputs(pred, scale, num_classes=int(getattr(core, "num_classes", 0)))
 
-    @staticmethod
-    def _target(outputs: PropertyOutputs, batch) -> torch.Tensor:
+    def _target(self, outputs: PropertyOutputs, batch) -> torch.Tensor:
         if len(batch) < 2 or batch[1] is None:
             raise DataError("this batch has no targets; training and evaluation need (molecules, targets) batches.")
         target = batch[1].to(outputs.prediction.dtype)
+        if self.kind == "multiclass":
+            tasks, width = target.shape[-1], outputs.prediction.shape[-1]
+            if target.dim() != 2 or tasks == 0 or width % tasks or width // tasks < 2:
+                raise DataError(f"a multiclass model gives n_tasks * n_classes logits: {width} outputs for "
+                                f"{tasks} target column(s); build it with num_tasks=n_targets * n_classes "
+                                "(chem/csv with task='multiclass' does).")
+            return target
         if target.shape != outputs.prediction.shape:
             raise DataError(f"targets of shape {tuple(target.shape)} do not match predictions of shape "
                             f"{tuple(outputs.prediction.shape)}: build the model with num_tasks={target.shape[-1]}.")
@@ -141,6 +180,11 @@ class PropertyTask(Task):
                 variance = None if variance is None else variance / outputs.scale ** 2
             # Gaussian negative log-likelihood (up to a constant) when the model predicts its variance.
             per_entry = residual ** 2 if variance is None else 0.5 * (variance.log() + residual ** 2 / variance)
+        elif self.kind == "multiclass":
+            n, tasks = target.shape
+            logits = outputs.prediction.reshape(n, tasks, -1)
+            labels = filled.long().clamp(0, logits.shape[-1] - 1)
+            per_entry = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
         else:
             per_entry = F.binary_cross_entropy_with_logits(outputs.prediction, filled, reduction="none")
         return torch.where(mask, per_entry, 0.0).sum() / mask.sum().clamp_min(1)
@@ -148,11 +192,15 @@ class PropertyTask(Task):
     def metrics(self):
         if self.kind == "regression":
             return {"rmse": MaskedRMSE(), "mae": MaskedMAE()}
-        return {"auroc": MaskedROCAUC()}
+        # the number of classes is only known from the first batch: the metrics read it then
+        classes = -1 if self.kind == "multiclass" else 0
+        return {"auroc": MaskedROCAUC(classes), "prauc": MaskedPRAUC(classes)}
 
     def update_metrics(self, metrics, outputs, batch):
         target = self._target(outputs, batch)
         for m in metrics.values():
+            if getattr(m, "num_classes", 0) == -1:
+                m.num_classes = outputs.prediction.shape[-1] // target.shape[-1]
             m.update(outputs.prediction.detach(), target)
 
     def batch_size(self, batch) -> int:
@@ -160,4 +208,21 @@ class PropertyTask(Task):
         return inputs.num_molecules if isinstance(inputs, GraphBatch) else int(inputs.shape[0])
 
     def predict(self, outputs, batch):
-        return outputs.prediction if self.kind == "regression" else torch.sigmoid(outputs.prediction)
+        if self.kind != "multiclass":
+            return probabilities(outputs.prediction, self.kind)
+        if not outputs.num_classes and (len(batch) < 2 or batch[1] is None):
+            raise ConfigError("multiclass predictions need the model's num_classes (chem/csv with task='multiclass' "
+                              "sets it).")
+        classes = outputs.num_classes or outputs.prediction.shape[-1] // batch[1].shape[-1]
+        return probabilities(outputs.prediction, self.kind, outputs.prediction.shape[-1] // classes)
+
+
+def probabilities(logits: torch.Tensor, kind: str, tasks: int = 1) -> torch.Tensor:
+    """Class probabilities from a classifier's logits (unchanged for ``kind="regression"``): the sigmoid of
+    each for ``"classification"``, a softmax over each task's classes (task-major) for ``"multiclass"``."""
+    if kind == "regression":
+        return logits
+    if kind == "classification":
+        return torch.sigmoid(logits)
+    n = logits.shape[0]
+    return torch.softmax(logits.reshape(n, tasks, -1), dim=-1).reshape(n, -1)

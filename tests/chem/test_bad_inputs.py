@@ -35,6 +35,10 @@ def corpus(tmp_path_factory) -> Path:
     for smi in ("CCO", "c1ccccc1O"):
         writer.write(Chem.MolFromSmiles(smi))
     writer.close()
+    mols = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "CC", "CCN", "CCCN", "c1ccccc1O", "CC(=O)O", "CCOC", "CCCl", "OCCO"]
+    (root / "three_labels.csv").write_text("smiles,active\n" + "".join(f"{m},{k % 3}\n" for k, m in enumerate(mols)))
+    (root / "word_labels.csv").write_text("smiles,active\n" + "".join(
+        f"{m},{'yes' if k == 4 else k % 2}\n" for k, m in enumerate(mols)))
     (root / "tiny_train.csv").write_text("smiles,logS\nCCO,1.1\nCCCO,0.6\nCCCCO,0.0\nc1ccccc1,-1.6\nCC,-1.4\n")
     data = torch.utils.data.TensorDataset(torch.randn(16, 5), torch.randn(16, 1))
     run = torchsci.Trainer(max_epochs=1, batch_size=8, run_dir=root / "core_run", verbose=False, tensorboard=False
@@ -59,6 +63,11 @@ CASES = {
                                     ["core_mlp.ckpt", "core/mlp", "chem model"]),
     "train_set_too_small_for_validation": (["train", "{root}/tiny_train.csv", "--target", "logS", "-o", "{out}_run",
                                             "--epochs", "1"], ["tiny_train.csv", "too few", "val 0"]),
+    "binary_labels_with_three_values": (["train", "{root}/three_labels.csv", "--target", "active", "--task",
+                                         "classification", "-o", "{out}_run", "--epochs", "1"],
+                                        ["three_labels.csv", "'active'", "0 or 1", "3 values", "--task multiclass"]),
+    "non_numeric_label": (["train", "{root}/word_labels.csv", "--target", "active", "--task", "classification",
+                           "-o", "{out}_run", "--epochs", "1"], ["word_labels.csv", "line 6", "'active'", "'yes'"]),
 }
 
 

@@ -163,6 +163,18 @@ def test_cli_predict_reads_sdf_and_keeps_its_properties(tmp_path, capsys):
                                                             kekulize=False) + "$$$$\n")
     assert main(["chem", "predict", str(broken), "-o", str(out)]) == 2
     assert re.search(r"broken\.sdf.*record\(s\) \[3\]", capsys.readouterr().err)
-    with pytest.warns(UserWarning, match="row 2: ''"):
-        assert main(["chem", "predict", str(broken), "-o", str(out), "--on-invalid", "skip"]) == 0
-    assert list(csv.DictReader(out.open()))[2]["prediction"] == ""
+    assert main(["chem", "predict", str(broken), "-o", str(out), "--on-invalid", "skip"]) == 0
+    assert "1 row(s) could not be read as molecules" in capsys.readouterr().err
+    bad = list(csv.DictReader(out.open()))[2]  # kept, with an empty prediction and the reason
+    assert bad["record"] == "3" and bad["prediction"] == "" and bad["invalid"]
+
+
+def test_freesolv_shipped_model_gives_hydration_free_energies_with_intervals():
+    from torchsci_chem.models import FREESOLV_WEIGHTS
+
+    path = FREESOLV_WEIGHTS.path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == FREESOLV_WEIGHTS.sha256
+    # measured (FreeSolv): methane +2.0, ethanol -5.0, ethylene glycol -9.3 kcal/mol
+    out = torchsci_chem.predict(["C", "CCO", "OCCO"], model="freesolv", interval=0.9)
+    assert out.value[0] > out.value[1] > out.value[2]
+    assert ((out.lower < out.value) & (out.value < out.upper)).all() and out.in_domain.all()

@@ -1,0 +1,58 @@
+"""`torchsci chem predict` streams a CSV in chunks: same output as one chunk, invalid rows kept with the reason."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.badinput import assert_one_clear_line, run_cli
+from torchsci_chem.inference import stream_csv
+
+SMILES = ["CCO", "c1ccccc1O", "not_a_smiles", "CC(=O)O", "", "CCN", "C1CC1", "c1ccncc1"]
+
+
+def _write(path, smiles):
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "smiles"])
+        writer.writerows([[f"m{k}", s] for k, s in enumerate(smiles)])
+
+
+def test_chunked_predictions_equal_one_chunk_and_keep_invalid_rows(tmp_path, capsys):
+    source = tmp_path / "library.csv"
+    _write(source, SMILES)
+    outs = {}
+    for chunk in (3, 100):
+        out = tmp_path / f"p{chunk}.csv"
+        code, err = run_cli(["chem", "predict", source, "-o", out, "--on-invalid", "skip", "--chunk-size", chunk,
+                             "--progress"], capsys)
+        assert code == 0, err
+        outs[chunk] = list(csv.DictReader(out.open()))
+        assert "2 row(s) could not be read" in err and f"wrote {len(SMILES)} predictions" in err
+    assert outs[3] == outs[100]
+    rows = outs[3]
+    assert [r["id"] for r in rows] == [f"m{k}" for k in range(len(SMILES))]  # every row, in order
+    assert rows[2]["prediction"] == "" and rows[2]["invalid"] and rows[4]["invalid"]
+    assert all(r["prediction"] and not r["invalid"] for k, r in enumerate(rows) if k not in (2, 4))
+
+
+def test_invalid_rows_without_skip_are_one_line_naming_the_line(tmp_path, capsys):
+    source = tmp_path / "library.csv"
+    _write(source, SMILES)
+    out = tmp_path / "p.csv"
+    code, err = run_cli(["chem", "predict", source, "-o", out, "--chunk-size", "2"], capsys)
+    assert_one_clear_line(code, err, "library.csv", "line 4", "not_a_smiles", "--on-invalid skip")
+    assert not out.exists()
+
+
+def test_stream_reads_lazily_in_chunks_with_line_numbers(tmp_path):
+    source = tmp_path / "semi.csv"
+    source.write_bytes("\ufeffsmiles;name\r\nCCO;a\r\n\r\nCCN;b\r\nCCC;c\r\n".encode())
+    header, chunks = stream_csv(source, "smiles", chunk_size=2)
+    assert header == ["smiles", "name"]
+    parts = list(chunks)
+    assert [[line for line, _ in p] for p in parts] == [[2, 4], [5]]
+    assert parts[1][0][1] == {"smiles": "CCC", "name": "c"}
+    with pytest.raises(Exception, match="no column 'smi'"):
+        stream_csv(source, "smi")
