@@ -29,9 +29,18 @@ def _ethanol_dissolves_better_than_phenol(model):
     assert abs(logS[0] - 1.10) < 0.6 and abs(logS[1] - 0.0) < 0.6 and logS[0] > logS[1]
 
 
+def _methanol_hydrates_better_than_hexane(model):
+    import torchsci_chem
+
+    # measured hydration free energies (kcal/mol) in torchsci_chem/data/FreeSolv.csv: methanol -5.10, hexane 2.48
+    dG = torchsci_chem.predict(["CO", "CCCCCC"], model=model, device="cpu")
+    assert abs(dG[0] + 5.10) < 1.0 and abs(dG[1] - 2.48) < 1.0 and dG[0] < dG[1]
+
+
 KNOWN_ANSWERS = {
     ("neuro/unet3d-tissue", "synth-mni152"): _labels_of_a_blank_cube,
     ("chem/dmpnn_ensemble", "esol"): _ethanol_dissolves_better_than_phenol,
+    ("chem/dmpnn_ensemble", "freesolv"): _methanol_hydrates_better_than_hexane,
 }
 
 
