@@ -299,6 +299,45 @@ def canonical(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data), voxel_size, ornt
 
 
+def zero_border_crop(data: np.ndarray, voxel_size: Sequence[float],
+                     margin_mm: float) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
+    """What of a canonical scan to segment: its non-zero content and ``margin_mm`` of zeros around it.
+
+    On each side where the scan has a border of exact zeros (skull-stripped or zero-padded scans), the
+    region is the content's bounding box grown by ``margin_mm``, past the array's edge if need be (the
+    returned padding, filled with zeros). Sides where the content reaches the edge (real air, cut by the
+    field of view) are kept as they are. Zero-padding a scan into a larger grid therefore gives the very
+    same region and the same labels and volumes: the model grid, the intensities and the windows no longer
+    depend on how much zero surrounds the head (the MNI T1 padded to 320^3 had moved CSF by -4.8%, because
+    the model grid's phase and scale, and the windows' tiling, followed the field of view).
+
+    Returns
+    -------
+    tuple
+        The slices of ``data`` to keep and the ``(before, after)`` zero padding per axis.
+
+    Examples
+    --------
+    >>> scan = np.zeros((30, 30, 30)); scan[10:20, 5:25, 0:30] = 1.0
+    >>> zero_border_crop(scan, (1.0, 1.0, 1.0), 4.0)
+    ((slice(6, 24, None), slice(1, 29, None), slice(0, 30, None)), [(0, 0), (0, 0), (0, 0)])
+    >>> zero_border_crop(np.pad(scan, 9), (1.0, 1.0, 1.0), 4.0)[0]
+    (slice(15, 33, None), slice(10, 38, None), slice(5, 43, None))
+    """
+    content = data != 0
+    if not content.any():
+        return tuple(slice(0, n) for n in data.shape), [(0, 0)] * data.ndim
+    slices, pads = [], []
+    for axis, v in enumerate(voxel_size):
+        hits = np.flatnonzero(content.any(axis=tuple(a for a in range(data.ndim) if a != axis)))
+        grow, n = math.ceil(margin_mm / float(v)), data.shape[axis]
+        start = int(hits[0]) - grow if hits[0] > 0 else 0
+        stop = int(hits[-1]) + 1 + grow if hits[-1] < n - 1 else n
+        slices.append(slice(max(start, 0), min(stop, n)))
+        pads.append((max(-start, 0), max(stop - n, 0)))
+    return tuple(slices), pads
+
+
 def model_grid_shape(shape: Sequence[int], voxel_size: Sequence[float], spacing: float) -> list[int]:
     """Voxels per axis of the grid at ``spacing`` mm that spans the same field of view."""
     return [max(1, round(n * v / spacing)) for n, v in zip(shape, voxel_size, strict=True)]
@@ -425,7 +464,10 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     network = network.to(target_device, policy.param_dtype).eval()
 
     data, voxel_size, ornt = canonical(scan)
-    grid = to_model_grid(data, voxel_size, spacing)
+    # Zero borders are cut (and missing ones added) first: the result must not depend on the field of view.
+    keep, pads = zero_border_crop(data, voxel_size, (max(window) // 4 + 1) * spacing)
+    region = np.pad(data[keep], pads) if any(any(p) for p in pads) else data[keep]
+    grid = to_model_grid(region, voxel_size, spacing)
     # A margin of a quarter window: every window still holds head, and the brain keeps its context.
     box = head_box(grid, margin=max(window) // 4)
     if box is None:  # nothing but air (or a constant): no window to run, every voxel is background
@@ -447,8 +489,9 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         background[0] = 1.0
         probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
     quality = quality_score(grid[box], probs, spacing ** 3 / 1000.0) if probs.shape[0] == 4 else None
-    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=probabilities,
+    labels, probs = labels_on_scan_grid(probs, region.shape, _RAS, task, with_probabilities=probabilities,
                                         model_shape=grid.shape, box=box)
+    labels, probs = _back_to_scan(labels, probs, data.shape, keep, pads, ornt)
     out = _output_image(labels, scan)
     if quality is not None:
         out.extra["quality"] = quality
@@ -460,6 +503,27 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     if probabilities:
         return out, probs
     return out
+
+
+_RAS = nib.orientations.axcodes2ornt(("R", "A", "S"))
+
+
+def _back_to_scan(labels: np.ndarray, probs: np.ndarray | None, canonical_shape: Sequence[int],
+                  keep: Sequence[slice], pads: Sequence[tuple[int, int]],
+                  ornt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels (and probabilities) of the :func:`zero_border_crop` region, put back into the whole canonical
+    grid (background elsewhere) and permuted back to the scan's axis order ``ornt``."""
+    inner = tuple(slice(before, n - after) for (before, after), n in zip(pads, labels.shape, strict=True))
+    back = nib.orientations.ornt_transform(_RAS, ornt)
+    full = np.zeros(tuple(canonical_shape), dtype=np.uint8)
+    full[tuple(keep)] = labels[inner]
+    labels = np.ascontiguousarray(nib.orientations.apply_orientation(full, back)).astype(np.uint8)
+    if probs is None:
+        return labels, None
+    full_probs = np.zeros((probs.shape[0], *canonical_shape), dtype=np.float32)
+    full_probs[0] = 1.0
+    full_probs[(slice(None), *keep)] = probs[(slice(None), *inner)]
+    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in full_probs]).astype(np.float32)
 
 
 def _weakest(quality: dict[str, float]) -> str:
