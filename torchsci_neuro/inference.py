@@ -27,7 +27,7 @@ from torch import nn
 
 from torchsci.errors import ConfigError
 from torchsci_neuro.io import Scan, load_scan
-from torchsci_neuro.prior import fit_brain_prior
+from torchsci_neuro.prior import ORIENTATION_CANDIDATES, BrainFit, HeaderOrientationWarning, fit_template
 from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning, quality_score
 from torchsci_neuro.synth import normalise_intensity
 
@@ -483,12 +483,17 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
     brain_probability = (1.0 - probs[0]).float().cpu().numpy()
+    fit = BrainFit(np.ones(1, bool), float("nan"))  # no fit: the quality score has no template to compare with
     if prior and probs.shape[1:].numel() > 1 and not _cut_by_field_of_view(brain_probability > 0.5, box, grid.shape):
-        allowed = torch.from_numpy(fit_brain_prior(brain_probability, spacing)).to(probs.device)
+        fit = fit_template(brain_probability, spacing)
+        if fit.orientation is not None:
+            warnings.warn(_orientation_message(scan.source, fit, ornt), HeaderOrientationWarning, stacklevel=2)
+        allowed = torch.from_numpy(fit.allowed).to(probs.device)
         background = torch.zeros(probs.shape[0], 1, 1, 1, device=probs.device)
         background[0] = 1.0
         probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
-    quality = quality_score(grid[box], probs, spacing ** 3 / 1000.0) if probs.shape[0] == 4 else None
+    quality = (quality_score(grid[box], probs, spacing ** 3 / 1000.0, template_white_matter=fit.white_matter)
+               if probs.shape[0] == 4 else None)
     labels, probs = labels_on_scan_grid(probs, region.shape, _RAS, task, with_probabilities=probabilities,
                                         model_shape=grid.shape, box=box)
     labels, probs = _back_to_scan(labels, probs, data.shape, keep, pads, ornt)
@@ -526,13 +531,28 @@ def _back_to_scan(labels: np.ndarray, probs: np.ndarray | None, canonical_shape:
     return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in full_probs]).astype(np.float32)
 
 
+def _orientation_message(source: object, fit: BrainFit, ornt: np.ndarray) -> str:
+    """The header-check warning: which of the file's voxel axes disagree with the content, and how clearly."""
+    moved = np.asarray(ORIENTATION_CANDIDATES[fit.orientation]) != np.eye(3)
+    canonical_axes = sorted({int(a) for a in np.flatnonzero(moved.any(axis=0) | moved.any(axis=1))})
+    names = ("left-right", "anterior-posterior", "superior-inferior")
+    axes = ", ".join(f"voxel axis {int(np.flatnonzero(ornt[:, 0] == a)[0])} (which the header calls {names[a]})"
+                     for a in canonical_axes)
+    ratio = fit.orientation_losses["header"] / max(fit.orientation_losses[fit.orientation], 1e-9)
+    return (f"{source}: the header's orientation disagrees with the image content: {fit.orientation} "
+            f"({axes}; the MNI brain fits {ratio:.1f}x better that way). Check the file's qform/sform (e.g. "
+            "nib-ls, fslorient): the labels follow the header as it is, and left/right cannot be checked this way.")
+
+
 def _weakest(quality: dict[str, float]) -> str:
-    parts = ("brain_volume", "confidence", "t1_contrast")
+    parts = ("brain_volume", "confidence", "t1_contrast", "white_matter_anatomy")
     name = min(parts, key=lambda k: quality[k])
     detail = {"brain_volume": f"brain {quality['brain_ml']:.0f} mL",
               "confidence": f"mean posterior {quality['mean_confidence']:.2f}",
               "t1_contrast": f"median intensity CSF/GM/WM {quality['csf_intensity']:.2f}/{quality['gm_intensity']:.2f}/"
-                             f"{quality['wm_intensity']:.2f}, not in T1 order"}
+                             f"{quality['wm_intensity']:.2f}, not in T1 order",
+              "white_matter_anatomy": f"white-matter posterior {quality['deep_wm_posterior']:.2f} in the template's "
+                                      "deep white matter: a contrast other than T1 (T2-like, inverted)?"}
     return f"weakest: {name}, {detail[name]}"
 
 
