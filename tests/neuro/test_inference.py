@@ -281,7 +281,11 @@ def test_zero_padding_the_field_of_view_changes_no_label():
     padded_affine[:3, 3] -= affine[:3, :3] @ np.array([p[0] for p in pads], float)
     kwargs = {"device": "cpu", "model": WindowPosition(), "window": (24, 24, 24), "prior": False}
     small = np.asarray(segment(nib.Nifti1Image(bands, affine), **kwargs).dataobj)
-    big = np.asarray(segment(nib.Nifti1Image(np.pad(bands, pads), padded_affine), **kwargs).dataobj)
+    big_img, probs = segment(nib.Nifti1Image(np.pad(bands, pads), padded_affine), probabilities=True, **kwargs)
+    big = np.asarray(big_img.dataobj)
+    assert probs.shape == (4, *big.shape)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+    assert (probs[0][big == 0] > 0.5).mean() > 0.99 and (probs.argmax(0)[big > 0] > 0).mean() > 0.99
     inner = tuple(slice(b, b + n) for (b, _), n in zip(pads, shape, strict=True))
     assert np.bincount(small.ravel(), minlength=4)[1:].min() > 100  # every tissue is there
     np.testing.assert_array_equal(big[inner], small)
