@@ -435,6 +435,9 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         model's brain posterior (:func:`~torchsci_neuro.prior.fit_brain_prior`): no brain in the neck,
         clivus or orbits. Used only when the whole brain is inside the field of view (a slab through
         the brain keeps the network's answer). ``False`` keeps the network's own answer everywhere.
+        The same fit checks the header (:func:`~torchsci_neuro.prior.fit_template`): a
+        :class:`~torchsci_neuro.prior.HeaderOrientationWarning` names the file and the voxel axis when a
+        flipped or swapped axis fits the content clearly better than the header's orientation.
     probabilities
         Also return the ``(C, X, Y, Z)`` float32 class posteriors on the input grid (as SynthSeg's
         ``--post``), e.g. to threshold, average over runs or measure uncertainty.
