@@ -7,7 +7,7 @@ installed, see benchmarks/README.md):
   never used in training: the held-out scan.
 - ``pydeface`` average head (``pydeface/data/mean_reg2mean.nii.gz``, 176x256x256, ~1 mm, full head with
   neck): held out for the shipped weights (never trained on), but the label source of the fine-tuning
-  run of issue 12 (``torchsci_neuro.templates.real_head_labels``): for a checkpoint of that run its row
+  runs of issue 12 (ft1, ft2; ``torchsci_neuro.templates.real_head_labels``): for their checkpoints its row
   is NOT held out.
 - The MNI152 2009a T1 of nilearn (skull-stripped, the synthetic generator's source: an upper bound), whose
   brain (T1 > 0, holes filled) and tissue labels (:func:`~torchsci_neuro.templates.mni_tissue_labels`) are

@@ -28,7 +28,7 @@ from torch import nn
 from torchsci.device import resolve_precision
 from torchsci.errors import ConfigError
 from torchsci_neuro.io import Scan, load_scan
-from torchsci_neuro.prior import fit_brain_prior
+from torchsci_neuro.prior import ORIENTATION_CANDIDATES, BrainFit, HeaderOrientationWarning, fit_template
 from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning, quality_score
 from torchsci_neuro.synth import normalise_intensity
 
@@ -300,6 +300,47 @@ def canonical(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data), voxel_size, ornt
 
 
+def zero_border_crop(data: np.ndarray, voxel_size: Sequence[float],
+                     margin_mm: float) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
+    """What of a canonical scan to segment: its non-zero content and ``margin_mm`` of zeros around it.
+
+    On each side where the scan has a border of exact zeros (skull-stripped or zero-padded scans; a face
+    under 5% non-zero counts, as a brainstem cut by the bottom face), the region is the content's bounding
+    box grown by ``margin_mm``, past the array's edge if need be (the returned padding, filled with zeros).
+    Sides whose face is mostly non-zero (real air with noise, cut by the field of view) are kept as they are. Zero-padding a scan into a larger grid therefore gives the very
+    same region and the same labels and volumes: the model grid, the intensities and the windows no longer
+    depend on how much zero surrounds the head (the MNI T1 padded to 320^3 had moved CSF by -4.8%, because
+    the model grid's phase and scale, and the windows' tiling, followed the field of view).
+
+    Returns
+    -------
+    tuple
+        The slices of ``data`` to keep and the ``(before, after)`` zero padding per axis.
+
+    Examples
+    --------
+    >>> scan = np.zeros((30, 30, 30)); scan[10:20, 5:25, 0:30] = 1.0
+    >>> zero_border_crop(scan, (1.0, 1.0, 1.0), 4.0)
+    ((slice(6, 24, None), slice(1, 29, None), slice(0, 30, None)), [(0, 0), (0, 0), (0, 0)])
+    >>> zero_border_crop(np.pad(scan, 9), (1.0, 1.0, 1.0), 4.0)[0]
+    (slice(15, 33, None), slice(10, 38, None), slice(5, 43, None))
+    """
+    content = data != 0
+    if not content.any():
+        return tuple(slice(0, n) for n in data.shape), [(0, 0)] * data.ndim
+    slices, pads = [], []
+    for axis, v in enumerate(voxel_size):
+        hits = np.flatnonzero(content.any(axis=tuple(a for a in range(data.ndim) if a != axis)))
+        grow, n = math.ceil(margin_mm / float(v)), data.shape[axis]
+        # A face under 5% non-zero is a zero border too: the MNI T1's brainstem reaches its bottom face in 43
+        # voxels (0.1%), while real scans' faces are 78-100% non-zero (noise in the air).
+        start = int(hits[0]) - grow if np.take(content, 0, axis=axis).mean() < 0.05 else 0
+        stop = int(hits[-1]) + 1 + grow if np.take(content, n - 1, axis=axis).mean() < 0.05 else n
+        slices.append(slice(max(start, 0), min(stop, n)))
+        pads.append((max(-start, 0), max(stop - n, 0)))
+    return tuple(slices), pads
+
+
 def model_grid_shape(shape: Sequence[int], voxel_size: Sequence[float], spacing: float) -> list[int]:
     """Voxels per axis of the grid at ``spacing`` mm that spans the same field of view."""
     return [max(1, round(n * v / spacing)) for n, v in zip(shape, voxel_size, strict=True)]
@@ -386,6 +427,9 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         model's brain posterior (:func:`~torchsci_neuro.prior.fit_brain_prior`): no brain in the neck,
         clivus or orbits. Used only when the whole brain is inside the field of view (a slab through
         the brain keeps the network's answer). ``False`` keeps the network's own answer everywhere.
+        The same fit checks the header (:func:`~torchsci_neuro.prior.fit_template`): a
+        :class:`~torchsci_neuro.prior.HeaderOrientationWarning` names the file and the voxel axis when a
+        flipped or swapped axis fits the content clearly better than the header's orientation.
     probabilities
         Also return the ``(C, X, Y, Z)`` float32 class posteriors on the input grid (as SynthSeg's
         ``--post``), e.g. to threshold, average over runs or measure uncertainty.
@@ -417,7 +461,10 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     network = network.to(target_device, policy.param_dtype).eval()
 
     data, voxel_size, ornt = canonical(scan)
-    grid = to_model_grid(data, voxel_size, spacing)
+    # Zero borders are cut (and missing ones added) first: the result must not depend on the field of view.
+    keep, pads = zero_border_crop(data, voxel_size, (max(window) // 4 + 1) * spacing)
+    region = np.pad(data[keep], pads) if any(any(p) for p in pads) else data[keep]
+    grid = to_model_grid(region, voxel_size, spacing)
     # A margin of a quarter window: every window still holds head, and the brain keeps its context.
     box = head_box(grid, margin=max(window) // 4)
     if box is None:  # nothing but air (or a constant): no window to run, every voxel is background
@@ -433,14 +480,20 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         raise ConfigError(f"segment(task='tissue') needs a model with 4 outputs (background, CSF, GM, WM); "
                           f"this one has {probs.shape[0]}.")
     brain_probability = (1.0 - probs[0]).float().cpu().numpy()
+    fit = BrainFit(np.ones(1, bool), float("nan"))  # no fit: the quality score has no template to compare with
     if prior and probs.shape[1:].numel() > 1 and not _cut_by_field_of_view(brain_probability > 0.5, box, grid.shape):
-        allowed = torch.from_numpy(fit_brain_prior(brain_probability, spacing)).to(probs.device)
+        fit = fit_template(brain_probability, spacing)
+        if fit.orientation is not None:
+            warnings.warn(_orientation_message(scan.source, fit, ornt), HeaderOrientationWarning, stacklevel=2)
+        allowed = torch.from_numpy(fit.allowed).to(probs.device)
         background = torch.zeros(probs.shape[0], 1, 1, 1, device=probs.device)
         background[0] = 1.0
         probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
-    quality = quality_score(grid[box], probs, spacing ** 3 / 1000.0) if probs.shape[0] == 4 else None
-    labels, probs = labels_on_scan_grid(probs, data.shape, ornt, task, with_probabilities=probabilities,
+    quality = (quality_score(grid[box], probs, spacing ** 3 / 1000.0, template_white_matter=fit.white_matter)
+               if probs.shape[0] == 4 else None)
+    labels, probs = labels_on_scan_grid(probs, region.shape, _RAS, task, with_probabilities=probabilities,
                                         model_shape=grid.shape, box=box)
+    labels, probs = _back_to_scan(labels, probs, data.shape, keep, pads, ornt)
     out = _output_image(labels, scan)
     if quality is not None:
         out.extra["quality"] = quality
@@ -454,13 +507,49 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     return out
 
 
+_RAS = nib.orientations.axcodes2ornt(("R", "A", "S"))
+
+
+def _back_to_scan(labels: np.ndarray, probs: np.ndarray | None, canonical_shape: Sequence[int],
+                  keep: Sequence[slice], pads: Sequence[tuple[int, int]],
+                  ornt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels (and probabilities) of the :func:`zero_border_crop` region, put back into the whole canonical
+    grid (background elsewhere) and permuted back to the scan's axis order ``ornt``."""
+    inner = tuple(slice(before, n - after) for (before, after), n in zip(pads, labels.shape, strict=True))
+    back = nib.orientations.ornt_transform(_RAS, ornt)
+    full = np.zeros(tuple(canonical_shape), dtype=np.uint8)
+    full[tuple(keep)] = labels[inner]
+    labels = np.ascontiguousarray(nib.orientations.apply_orientation(full, back)).astype(np.uint8)
+    if probs is None:
+        return labels, None
+    full_probs = np.zeros((probs.shape[0], *canonical_shape), dtype=np.float32)
+    full_probs[0] = 1.0
+    full_probs[(slice(None), *keep)] = probs[(slice(None), *inner)]
+    return labels, np.stack([nib.orientations.apply_orientation(p, back) for p in full_probs]).astype(np.float32)
+
+
+def _orientation_message(source: object, fit: BrainFit, ornt: np.ndarray) -> str:
+    """The header-check warning: which of the file's voxel axes disagree with the content, and how clearly."""
+    moved = np.asarray(ORIENTATION_CANDIDATES[fit.orientation]) != np.eye(3)
+    canonical_axes = sorted({int(a) for a in np.flatnonzero(moved.any(axis=0) | moved.any(axis=1))})
+    names = ("left-right", "anterior-posterior", "superior-inferior")
+    axes = ", ".join(f"voxel axis {int(np.flatnonzero(ornt[:, 0] == a)[0])} (which the header calls {names[a]})"
+                     for a in canonical_axes)
+    ratio = fit.orientation_losses["header"] / max(fit.orientation_losses[fit.orientation], 1e-9)
+    return (f"{source}: the header's orientation disagrees with the image content: {fit.orientation} "
+            f"({axes}; the MNI brain fits {ratio:.1f}x better that way). Check the file's qform/sform (e.g. "
+            "nib-ls, fslorient): the labels follow the header as it is, and left/right cannot be checked this way.")
+
+
 def _weakest(quality: dict[str, float]) -> str:
-    parts = ("brain_volume", "confidence", "t1_contrast")
+    parts = ("brain_volume", "confidence", "t1_contrast", "white_matter_anatomy")
     name = min(parts, key=lambda k: quality[k])
     detail = {"brain_volume": f"brain {quality['brain_ml']:.0f} mL",
               "confidence": f"mean posterior {quality['mean_confidence']:.2f}",
               "t1_contrast": f"median intensity CSF/GM/WM {quality['csf_intensity']:.2f}/{quality['gm_intensity']:.2f}/"
-                             f"{quality['wm_intensity']:.2f}, not in T1 order"}
+                             f"{quality['wm_intensity']:.2f}, not in T1 order",
+              "white_matter_anatomy": f"white-matter posterior {quality['deep_wm_posterior']:.2f} in the template's "
+                                      "deep white matter: a contrast other than T1 (T2-like, inverted)?"}
     return f"weakest: {name}, {detail[name]}"
 
 

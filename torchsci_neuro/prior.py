@@ -16,6 +16,7 @@ a 4 mm grid. It is a prior, not a registration for analysis: its affine is not r
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -49,9 +50,66 @@ def _template_brain() -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(np.ascontiguousarray(fraction, dtype=np.float32)), affine
 
 
+@functools.lru_cache(maxsize=1)
+def _template_white_matter() -> torch.Tensor:
+    """The MNI white-matter probability (nilearn's map) as 6 mm block averages, on :func:`_template_brain`'s grid."""
+    from torchsci_neuro.templates import _load_maps  # noqa: PLC0415
+
+    wm = _load_maps()[2]
+    step = int(_FIT_SPACING_MM)
+    shape = [n // step for n in wm.shape]
+    blocks = wm[: shape[0] * step, : shape[1] * step, : shape[2] * step]
+    fraction = blocks.reshape(shape[0], step, shape[1], step, shape[2], step).mean(axis=(1, 3, 5))
+    return torch.from_numpy(np.ascontiguousarray(fraction, dtype=np.float32))
+
+
 def _moments(mask: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     points = np.argwhere(mask) * spacing
     return points.mean(axis=0), points.std(axis=0)
+
+
+class HeaderOrientationWarning(UserWarning):
+    """The scan's header gives an orientation its content disagrees with (a flipped or swapped axis)."""
+
+
+#: Header errors the registration can see, as signed axis permutations of the canonical (R, A, S) axes:
+#: ``matrix @ scan_axes`` gives the template's. A left-right flip is not among them: a brain is nearly
+#: symmetric under it, so no content-based check can see it (SynthSeg's and every peer's blind spot too).
+ORIENTATION_CANDIDATES = {
+    "the anterior-posterior axis is flipped": ((1, 0, 0), (0, -1, 0), (0, 0, 1)),
+    "the superior-inferior axis is flipped": ((1, 0, 0), (0, 1, 0), (0, 0, -1)),
+    "the anterior-posterior and superior-inferior axes are both flipped": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
+    "the anterior-posterior and superior-inferior axes are swapped": ((1, 0, 0), (0, 0, 1), (0, 1, 0)),
+    "the left-right and anterior-posterior axes are swapped": ((0, 1, 0), (1, 0, 0), (0, 0, 1)),
+    "the left-right and superior-inferior axes are swapped": ((0, 0, 1), (0, 1, 0), (1, 0, 0)),
+}
+
+
+@dataclass
+class BrainFit:
+    """The template brain affinely fitted to a brain posterior (see :func:`fit_template`).
+
+    Attributes
+    ----------
+    allowed
+        Boolean mask on the posterior's grid: True where brain is allowed (within the margin of the fit).
+    loss
+        Mean squared difference of the fitted template brain and the posterior after the fit (0 best).
+    orientation
+        ``None``, or which header error (a key of :data:`ORIENTATION_CANDIDATES`) fits the content
+        clearly better than the header's own orientation.
+    orientation_losses
+        The short-fit loss of the header's orientation (``"header"``) and of each candidate.
+    white_matter
+        The template's white-matter probability carried onto the posterior's grid by the fit (``None`` when
+        there was nothing to fit): where the scan's white matter should be, whatever its contrast.
+    """
+
+    allowed: np.ndarray
+    loss: float
+    orientation: str | None = None
+    orientation_losses: dict[str, float] = field(default_factory=dict)
+    white_matter: np.ndarray | None = None
 
 
 def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: float = 6.0,
@@ -83,9 +141,30 @@ def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: fl
     >>> bool(allowed[30, 35, 30]), bool(allowed[0, 0, 0])
     (True, False)
     """
+    return fit_template(brain_probability, spacing, margin_mm, iterations, check_orientation=False).allowed
+
+
+def fit_template(brain_probability: np.ndarray, spacing: float, margin_mm: float = 6.0, iterations: int = 80,
+                 check_orientation: bool = True, orientation_iterations: int = 30,
+                 orientation_ratio: float = 0.7) -> BrainFit:
+    """Fit the MNI brain to a brain posterior: the allowed region of :func:`fit_brain_prior`, and a header check.
+
+    The header check fits the template briefly (``orientation_iterations`` Adam steps from matched
+    centroids and sizes) in the orientation the header gives and in each of
+    :data:`ORIENTATION_CANDIDATES`; a candidate whose loss is below ``orientation_ratio`` times the
+    header's says the header disagrees with the content. The allowed region always follows the header
+    (a warning, not a silent fix: which of the two is wrong is the user's call).
+
+    Examples
+    --------
+    >>> grid = np.zeros((60, 70, 60), np.float32); grid[10:50, 10:60, 10:50] = 1.0
+    >>> fit = fit_template(grid, 2.0, check_orientation=False)
+    >>> bool(fit.allowed[30, 35, 30]), fit.orientation is None
+    (True, True)
+    """
     brain = brain_probability > 0.5
     if brain.sum() * spacing ** 3 / 1000.0 < 100.0:
-        return np.ones(brain_probability.shape, dtype=bool)
+        return BrainFit(np.ones(brain_probability.shape, dtype=bool), float("nan"))
     template, template_affine = _template_brain()
     factor = max(1, round(_FIT_SPACING_MM / spacing))
     target = F.avg_pool3d(torch.from_numpy(brain_probability.astype(np.float32))[None, None], factor,
@@ -103,35 +182,61 @@ def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: fl
     t_centre, t_spread = t_world.mean(axis=0), t_world.std(axis=0)
     world_to_voxel = np.linalg.inv(template_affine)
     norm = np.diag(2.0 / (np.asarray(template.shape) - 1.0))
-    to_norm = torch.from_numpy((norm @ world_to_voxel[:3, :3]).astype(np.float32))
-    offset = torch.from_numpy((norm @ (world_to_voxel[:3, :3] @ t_centre + world_to_voxel[:3, 3]) - 1.0)
-                              .astype(np.float32))
+    # (x, y, z) order for grid_sample, which wants (W, H, D): the flip is folded into the matrix.
+    to_norm = torch.from_numpy((norm @ world_to_voxel[:3, :3])[::-1].astype(np.float32).copy())
+    offset = torch.from_numpy((norm @ (world_to_voxel[:3, :3] @ t_centre + world_to_voxel[:3, 3]) - 1.0)[::-1]
+                              .astype(np.float32).copy())
     moving = template[None, None]
-    # Start: centroids matched, per-axis size ratio (the canonical axes are already R, A, S).
-    linear = torch.tensor(np.diag(t_spread / np.maximum(spread, 1e-3)), dtype=torch.float32, requires_grad=True)
-    shift = torch.zeros(3, requires_grad=True)
 
-    def warped(points: torch.Tensor) -> torch.Tensor:
-        world = points @ linear.T + shift
-        coords = (world @ to_norm.T + offset).flip(-1)  # grid_sample wants (x, y, z) = (W, H, D)
-        return F.grid_sample(moving, coords.view(1, 1, 1, -1, 3), align_corners=True).view(-1)
+    def warped(points: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor, image: torch.Tensor = moving,
+               ) -> torch.Tensor:
+        # One affine map from the posterior's mm to grid_sample's coordinates (fewer passes over the points).
+        coords = torch.addmm(to_norm @ shift + offset, points, (to_norm @ linear).T)
+        return F.grid_sample(image, coords.view(1, 1, 1, -1, 3), align_corners=True).view(-1)
 
     coarse_points = grid_points(tuple(target.shape), spacing * factor, (factor - 1) * spacing / 2)
     target_flat = target.reshape(-1)
-    weights = torch.ones_like(target_flat)
-    for _ in range(2):
+
+    def fit(axes: np.ndarray, steps: int, points: torch.Tensor, goal: torch.Tensor,
+            start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Adam on the affine from matched centroids and per-axis sizes (scan axis i -> template axis of
+        ``axes``' row), or from ``start``; returns the affine and the loss of the last step."""
+        if start is None:
+            size = t_spread[:, None] / np.maximum(spread, 1e-3)[None, :]
+            start = (torch.tensor(axes * size, dtype=torch.float32), torch.zeros(3))
+        linear = start[0].clone().requires_grad_(True)
+        shift = start[1].clone().requires_grad_(True)
         # Adam's steps are about lr in each parameter's own unit: 0.5 mm of shift, 0.005 of the matrix.
         optimizer = torch.optim.Adam([{"params": [linear], "lr": 0.005}, {"params": [shift], "lr": 0.5}])
-        for _ in range(iterations):
+        loss = torch.zeros(())
+        for _ in range(steps):
             optimizer.zero_grad()
-            loss = (weights * (warped(coarse_points) - target_flat) ** 2).sum() / weights.sum()
+            loss = ((warped(points, linear, shift) - goal) ** 2).mean()
             loss.backward()
             optimizer.step()
-        with torch.no_grad():
-            fitted = warped(coarse_points).view(target.shape).numpy() > 0.5
-        # Trimmed refit: the second fit sees only the posterior near the first fit's brain.
-        near = ndi.distance_transform_edt(~fitted, sampling=spacing * factor) <= 2 * margin_mm
-        weights = torch.from_numpy(near.reshape(-1).astype(np.float32))
+        return linear.detach(), shift.detach(), float(loss.detach())
+
+    identity = np.eye(3)
+    linear, shift, loss = fit(identity, iterations, coarse_points, target_flat)
+    fitted = (warped(coarse_points, linear, shift) > 0.5).view(target.shape).numpy()
+    # Trimmed refit: the second fit sees only the posterior near the first fit's brain (dropping the points
+    # outside it gives the same loss and gradients as weighting them by zero, at a fraction of the cost).
+    near = torch.from_numpy(ndi.distance_transform_edt(~fitted, sampling=spacing * factor).reshape(-1)
+                            <= 2 * margin_mm)
+    linear, shift, loss = fit(identity, iterations, coarse_points[near], target_flat[near], start=(linear, shift))
+    orientation, losses = None, {}
+    if check_orientation:
+        # Short fits on a twice coarser grid (12 mm): an eighth of the points, enough to tell orientations apart.
+        pooled = F.avg_pool3d(target[None, None], 2, ceil_mode=True)[0, 0]
+        points = grid_points(tuple(pooled.shape), 2 * spacing * factor, (2 * factor - 1) * spacing / 2)
+        for name, axes in {"header": identity, **ORIENTATION_CANDIDATES}.items():
+            losses[name] = fit(np.asarray(axes, float), orientation_iterations, points, pooled.reshape(-1))[2]
+        best = min(ORIENTATION_CANDIDATES, key=losses.__getitem__)
+        if losses[best] < orientation_ratio * losses["header"]:
+            orientation = best
     with torch.no_grad():
-        fitted = warped(grid_points(brain.shape, spacing, 0.0)).view(brain.shape).numpy() > 0.5
-    return ndi.distance_transform_edt(~fitted, sampling=spacing) <= margin_mm
+        points = grid_points(brain.shape, spacing, 0.0)
+        full = warped(points, linear, shift).view(brain.shape).numpy() > 0.5
+        white = warped(points, linear, shift, _template_white_matter()[None, None]).view(brain.shape).numpy()
+    return BrainFit(ndi.distance_transform_edt(~full, sampling=spacing) <= margin_mm, loss, orientation,
+                    {k: round(v, 5) for k, v in losses.items()}, white)

