@@ -21,8 +21,8 @@ import time
 
 
 def train(out_json: str, argv: list[str]) -> None:
-    from chemprop.cli.main import main  # noqa: PLC0415
-    from lightning import pytorch as pl  # noqa: PLC0415
+    from chemprop.cli.main import main
+    from lightning import pytorch as pl
 
     fit = pl.Trainer.fit
     seconds: list[float] = []
@@ -42,8 +42,8 @@ def train(out_json: str, argv: list[str]) -> None:
 
 
 def featurize(smiles_file: str, out_json: str) -> None:
-    from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer  # noqa: PLC0415
-    from chemprop.utils import make_mol  # noqa: PLC0415
+    from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer
+    from chemprop.utils import make_mol
 
     with open(smiles_file) as fh:
         smiles = fh.read().split()

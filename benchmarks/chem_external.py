@@ -97,21 +97,21 @@ def main() -> None:
     print(f"external set: {len(y)} molecules; load average at start {os.getloadavg()[0]:.2f}", flush=True)
     model = "esol"
     if args.weights:
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
-        from torchsci_chem.models import ESOL_WEIGHTS  # noqa: PLC0415
+        from torchsci_chem.models import ESOL_WEIGHTS
 
         model = registry.create_model("chem/dmpnn_ensemble", **ESOL_WEIGHTS.kwargs)
         model.load_state_dict(load_file(args.weights))
     out = torchsci_chem.predict(smiles, model=model, interval=0.9)
-    from torchsci_chem.inference import load, member_predictions  # noqa: PLC0415
+    from torchsci_chem.inference import load, member_predictions
 
     net = load(model)
     first = member_predictions(net, smiles, net.members[0].standardize)[0][0, :, 0]
     results = {"torchsci ensemble (shipped)": out.value, "torchsci, first member alone": first,
                "Delaney equation (RDKit)": delaney(smiles)}
     if args.graph_weights:
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
         old = registry.create_model("chem/dmpnn_ensemble", members=5, hidden=200, depth=3, readout="mean",
                                     ffn_hidden=200)

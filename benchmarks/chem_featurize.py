@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="ESOL repeated this many times (1,128 each)")
     parser.add_argument("--chemprop-python", help="python of the chemprop 2.3.1 environment; without it, no chemprop rows")
     args = parser.parse_args()
-    import csv  # noqa: PLC0415
+    import csv
 
     with files("torchsci_chem").joinpath("data/ESOL.csv").open() as fh:
         smiles = [row["smiles"] for row in csv.DictReader(fh)] * args.copies

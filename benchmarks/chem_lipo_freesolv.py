@@ -100,14 +100,14 @@ def main() -> None:
     if args.weights:
         while args.wait and not Path(args.weights).is_file():
             time.sleep(20)
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
-        from torchsci_chem.models import PROPERTY_WEIGHTS  # noqa: PLC0415
+        from torchsci_chem.models import PROPERTY_WEIGHTS
 
         model = registry.create_model("chem/dmpnn_ensemble", **PROPERTY_WEIGHTS[args.name].kwargs)
         model.load_state_dict(load_file(args.weights))
     out = torchsci_chem.predict(smiles, model=model, interval=0.9)
-    from torchsci_chem.inference import load, member_predictions  # noqa: PLC0415
+    from torchsci_chem.inference import load, member_predictions
 
     net = load(model)
     first = member_predictions(net, smiles, net.members[0].standardize)[0][0, :, 0]

@@ -38,7 +38,7 @@ from export_inference import models as latency_models  # noqa: E402 (the same tw
 
 
 def onnx_session(path: Path, threads: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

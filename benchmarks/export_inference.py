@@ -48,7 +48,7 @@ def models(conv_batch: int = 1) -> dict[str, tuple[nn.Module, torch.Tensor]]:
 
 
 def prepare(model: nn.Module, x: torch.Tensor, threads: int, folder: str) -> dict[str, tuple[Callable, float]]:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     ways: dict[str, tuple[Callable, float]] = {}
     with torch.no_grad():

@@ -46,7 +46,7 @@ SPACINGS = [1.5, 2.0, 2.5, 3.0]
 
 
 def offline_sources() -> dict[str, nib.Nifti1Image]:
-    import nilearn  # noqa: PLC0415
+    import nilearn
 
     mni = nib.load(Path(nilearn.__file__).parent / "datasets" / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
     anat = nib.load(Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii")

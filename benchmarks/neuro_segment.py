@@ -56,15 +56,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def mni_t1() -> Path:
-    import nilearn  # noqa: PLC0415
+    import nilearn
 
     return Path(nilearn.__file__).parent / "datasets" / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 
 def write_oblique(source: Path, out: Path) -> Path:
     """The same voxels in another axis order (permuted, one axis flipped) under a rotated affine."""
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
 
     img = nib.load(source)
     data = np.asarray(img.dataobj)
@@ -80,7 +80,7 @@ def write_oblique(source: Path, out: Path) -> Path:
 
 def dice(a, b) -> float:
     """Dice with 1 where both masks are empty (two tools agreeing that a label is absent)."""
-    from torchsci_neuro.task import dice_overlap  # noqa: PLC0415
+    from torchsci_neuro.task import dice_overlap
 
     return dice_overlap(a, b, empty=1.0)
 
@@ -89,11 +89,11 @@ def dice(a, b) -> float:
 def torchsci_run(scan: str, checkpoint: str, out_dir: str, window: tuple[int, ...], overlap: float,
                  batch_size: int, precision: str, threads: int, save_inputs: bool) -> None:
     """Segment once in this (fresh) process; write labels and timings (and, once, the peer's inputs)."""
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
+    import torch
 
-    from torchsci_neuro import inference  # noqa: PLC0415
+    from torchsci_neuro import inference
 
     torch.set_num_threads(threads)
     stage: list[float] = []
@@ -136,10 +136,10 @@ def run_json(cmd: list[str], result: Path, env: dict[str, str]) -> dict:
 
 def monai_labels(probs_npy: Path, scan: str):
     """MONAI's probabilities through torchsci's own resampling back and post-processing."""
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import numpy as np
+    import torch
 
-    from torchsci_neuro import inference  # noqa: PLC0415
+    from torchsci_neuro import inference
 
     data, _, ornt = inference.canonical(inference.load_scan(scan))
     labels, _ = inference.labels_on_scan_grid(torch.from_numpy(np.load(probs_npy)), data.shape, ornt, "tissue")
@@ -147,8 +147,8 @@ def monai_labels(probs_npy: Path, scan: str):
 
 
 def compare(name: str, scan: str, work: Path, runs: list[dict], reference) -> dict:
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
 
     ours = np.asarray(nib.load(work / "torchsci_labels.nii.gz").dataobj)
     theirs = monai_labels(work / "monai_probs.npy", scan)
@@ -194,8 +194,8 @@ def main() -> None:
                      args.precision, args.threads, args.one[2] == "1")
         return
 
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
     tmp = Path(tempfile.mkdtemp(prefix="neuro_segment_bench_"))

@@ -28,11 +28,11 @@ def _peak_rss_mib() -> float:
 
 def monai(image_npy: str, network_pt: str, out_npy: str, out_json: str, roi: str, overlap: str,
           sw_batch: str, threads: str) -> None:
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-    from monai.inferers import sliding_window_inference  # noqa: PLC0415
+    import numpy as np
+    import torch
+    from monai.inferers import sliding_window_inference
 
-    from torchsci_neuro.models import UNet3D  # noqa: PLC0415
+    from torchsci_neuro.models import UNet3D
 
     torch.set_num_threads(int(threads))
     saved = torch.load(network_pt, weights_only=True)
@@ -53,8 +53,8 @@ def monai(image_npy: str, network_pt: str, out_npy: str, out_json: str, roi: str
 
 
 def deepbet(scan: str, mask_out: str, out_json: str, threads: str) -> None:
-    import torch  # noqa: PLC0415
-    from deepbet import run_bet  # noqa: PLC0415
+    import torch
+    from deepbet import run_bet
 
     torch.set_num_threads(int(threads))
     start = time.perf_counter()

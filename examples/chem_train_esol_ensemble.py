@@ -57,7 +57,7 @@ def train_member(k: int, out: Path) -> None:
 
 
 def assemble(out: Path) -> None:
-    from safetensors.torch import load_file  # noqa: PLC0415
+    from safetensors.torch import load_file
 
     data = dataset()
     train_smiles = [data.train.smiles[i] for i in range(len(data.train))]

@@ -51,7 +51,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # torchsci.quantize imports torchao (seconds) only when it is first used
     if name == "quantize":
-        from torchsci.quantization import quantize  # noqa: PLC0415
+        from torchsci.quantization import quantize
 
         return quantize
     raise AttributeError(f"module 'torchsci' has no attribute {name!r}")

@@ -158,7 +158,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool =
     if is_ckpt:
         weights = load_state(path)["model"]
     else:
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
         weights = load_file(str(path))
     try:
@@ -208,7 +208,7 @@ class CheckpointDir:
         try:
             os.link(src, tmp)
         except OSError:
-            import shutil  # noqa: PLC0415
+            import shutil
 
             shutil.copyfile(src, tmp)
         os.replace(tmp, dst)

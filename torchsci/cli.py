@@ -18,7 +18,7 @@ from typing import Any
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     names = torchsci.list_models(args.pattern, pretrained=args.pretrained)
     for name in names:
@@ -29,10 +29,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
+    import torch
 
-    import torchsci  # noqa: PLC0415
-    from torchsci.distributed import env_info  # noqa: PLC0415
+    import torchsci
+    from torchsci.distributed import env_info
 
     print(f"torchsci {torchsci.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}")
     print(f"device='auto' resolves to: {torchsci.resolve_device('auto')}")
@@ -91,16 +91,16 @@ def _flag_value(argv: Sequence[str], *flags: str) -> str | None:
 
 def run_hydra(command: str, argv: Sequence[str]) -> int:
     """``torchsci <command> <hydra args>``: compose the config from configs/ and run it (see torchsci.runner)."""
-    import hydra  # noqa: PLC0415
+    import hydra
 
-    from torchsci.config import (  # noqa: PLC0415
+    from torchsci.config import (
         CONFIG_MODULE,
         compose,
         normalise_overrides,
         register_schema,
     )
-    from torchsci.errors import TorchsciError  # noqa: PLC0415
-    from torchsci.runner import run  # noqa: PLC0415
+    from torchsci.errors import TorchsciError
+    from torchsci.runner import run
 
     register_schema()
     argv = normalise_overrides(argv)
@@ -120,7 +120,7 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
             print(f"torchsci {command}: error: {exc}", file=sys.stderr)
             sys.exit(2)
 
-    from torchsci.hydra_guard import vet_command_line  # noqa: PLC0415
+    from torchsci.hydra_guard import vet_command_line
 
     try:
         # Hydra builds callbacks, launchers, sweepers and logging handlers from the config itself: vet the
@@ -160,15 +160,15 @@ _OWN_CONFIG = {"--config-name", "-cn", "--config-path", "-cp"}
 
 def _check_launcher(argv: Sequence[str]) -> None:
     """A SLURM sweep needs the submitit plug-in and SLURM itself; say so before Hydra tries to submit."""
-    import shutil  # noqa: PLC0415
+    import shutil
 
-    from torchsci.errors import ConfigError  # noqa: PLC0415
+    from torchsci.errors import ConfigError
 
     launcher = next((a.split("=", 1)[1] for a in argv if a.lstrip("+~").startswith("hydra/launcher=")), None)
     if launcher not in ("slurm", "submitit_slurm"):
         return
     try:
-        import hydra_plugins.hydra_submitit_launcher  # noqa: F401,PLC0415
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
     except ImportError as exc:
         raise ConfigError("hydra/launcher=slurm needs Hydra's submitit launcher: pip install 'torchsci[cluster]'.") from exc
     if shutil.which("sbatch") is None:
@@ -183,7 +183,7 @@ def _quote(value: object) -> str:
 
 def _searched(argv: Sequence[str]) -> list[str]:
     """``argv`` with the plug-ins' config groups on Hydra's search path (Hydra adds --config-dir itself)."""
-    from torchsci.config import with_search_path  # noqa: PLC0415
+    from torchsci.config import with_search_path
 
     searched = with_search_path(argv)
     if len(searched) > len(argv):  # appended: put it beside the other overrides
@@ -193,8 +193,8 @@ def _searched(argv: Sequence[str]) -> list[str]:
 
 def _check_run(cfg: object) -> None:
     """Check a run's values before any folder is made, so a refused command leaves no empty run folder."""
-    from torchsci.config import validate  # noqa: PLC0415
-    from torchsci.runner import build_trainer  # noqa: PLC0415
+    from torchsci.config import validate
+    from torchsci.runner import build_trainer
 
     validate(cfg)
     build_trainer(cfg, Path(os.devnull))
@@ -202,8 +202,8 @@ def _check_run(cfg: object) -> None:
 
 def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
     """Overrides that put this run in its own folder: a new unique one, or the interrupted run it resumes."""
-    from torchsci.checkpoint import load_state  # noqa: PLC0415
-    from torchsci.runner import find_resume, new_run_dir  # noqa: PLC0415
+    from torchsci.checkpoint import load_state
+    from torchsci.runner import find_resume, new_run_dir
 
     if any(a.lstrip("+~").startswith("hydra.run.dir=") for a in argv):
         return []
@@ -224,10 +224,10 @@ def _run_folder(command: str, cfg: object, argv: Sequence[str]) -> list[str]:
 def _sweep_folder(argv: Sequence[str]) -> list[str]:
     """``hydra.sweep.dir`` of a new, unique ``multirun/<day>/<time>_<name>[-N]``: two sweeps started in the same
     second never share their job folders."""
-    import datetime  # noqa: PLC0415
+    import datetime
 
-    from torchsci.config import compose  # noqa: PLC0415
-    from torchsci.io import make_run_dir  # noqa: PLC0415
+    from torchsci.config import compose
+    from torchsci.io import make_run_dir
 
     if any(a.lstrip("+~").startswith("hydra.sweep.dir=") for a in argv):
         return []
@@ -252,18 +252,18 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape:
-        from torchsci.errors import ExportError  # noqa: PLC0415
+        from torchsci.errors import ExportError
 
         raise ExportError(f"--example-shape {text!r}: write the shape as comma-separated sizes, e.g. 4,5.")
     return shape
 
 
 def _cmd_export(args: Any) -> int:
-    import torch  # noqa: PLC0415 (torchsci --version imports no torch)
+    import torch  # lazy: torchsci --version imports no torch
 
-    from torchsci.errors import ExportError  # noqa: PLC0415
-    from torchsci.export import export  # noqa: PLC0415
-    from torchsci.registry import load_model, registry  # noqa: PLC0415
+    from torchsci.errors import ExportError
+    from torchsci.export import export
+    from torchsci.registry import load_model, registry
 
     source = Path(args.model)
     entry = None
@@ -293,7 +293,7 @@ def add_export_command(subparsers: Any) -> None:
     ``MODEL`` is a checkpoint written by the Trainer for a registry model, or a registered model name.
     Without ``--example-shape``, the model's registered example inputs are used.
     """
-    from torchsci.export import FORMATS  # noqa: PLC0415
+    from torchsci.export import FORMATS
 
     p = subparsers.add_parser("export", help="export a checkpoint or registered model (pt2, aoti, onnx, torchscript)")
     p.add_argument("model", help="checkpoint file (runs/.../best.ckpt) or registered model name (core/mlp)")
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("env", help="show the device, torch build and distributed settings")
     p.set_defaults(func=_cmd_env)
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     registry.load_plugins()
     for field, add_commands in sorted(registry.commands.items()):
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv == ["--version"]:  # answered before any plug-in is loaded
-        from torchsci import __version__  # noqa: PLC0415
+        from torchsci import __version__
 
         print(__version__)
         return 0
@@ -341,14 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        import torchsci  # noqa: PLC0415
+        import torchsci
 
         print(torchsci.__version__)
         return 0
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from torchsci.errors import TorchsciError  # noqa: PLC0415
+    from torchsci.errors import TorchsciError
 
     try:
         return int(args.func(args) or 0)

@@ -52,7 +52,7 @@ def _config_type(hint: Any) -> Any:
 
 def _trainer_config() -> type:
     """:class:`TrainerConfig`, derived from :class:`~torchsci.Trainer`'s signature: its one source."""
-    from torchsci.trainer import Trainer  # noqa: PLC0415
+    from torchsci.trainer import Trainer
 
     hints = typing.get_type_hints(Trainer.__init__)
     fields = []
@@ -121,7 +121,7 @@ class RunConfig:
 
 def register_schema() -> None:
     """Make the schema known to Hydra as ``torchsci_schema`` (the base of ``configs/torchsci.yaml``)."""
-    from hydra.core.config_store import ConfigStore  # noqa: PLC0415
+    from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="torchsci_schema", node=RunConfig)
 
@@ -143,9 +143,9 @@ def allowed_targets() -> dict[str, Callable[..., Any]]:
     Torch optimizers, LR schedulers and loss modules; torchsci callbacks and tasks (the core's and the
     plug-ins'); registered model, dataset and task factories.
     """
-    from torchsci.callbacks import Callback  # noqa: PLC0415
-    from torchsci.registry import registry  # noqa: PLC0415
-    from torchsci.task import Task  # noqa: PLC0415
+    from torchsci.callbacks import Callback
+    from torchsci.registry import registry
+    from torchsci.task import Task
 
     registry.load_plugins()
     objects: list[Any] = []
@@ -166,7 +166,7 @@ def allowed_targets() -> dict[str, Callable[..., Any]]:
         for key, value in vars(namespace).items():
             if value in objects:
                 table[f"{prefix}.{key}"] = value
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     for key, value in vars(torchsci).items():
         if value in objects:
@@ -175,7 +175,7 @@ def allowed_targets() -> dict[str, Callable[..., Any]]:
 
 
 def _plain(cfg: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: PLC0415
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
     if isinstance(cfg, (DictConfig, ListConfig)):
         return OmegaConf.to_container(cfg, resolve=True)
@@ -241,7 +241,7 @@ def search_path(config_dir: str | os.PathLike | None = None) -> list[str]:
     >>> "pkg://torchsci_chem.configs" in search_path()
     True
     """
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     registry.load_plugins()
     own = [f"file://{Path(config_dir).resolve()}"] if config_dir else []
@@ -276,11 +276,11 @@ def compose(overrides: Sequence[str] = (), config_name: str = "torchsci",
     >>> cfg.model.name, cfg.trainer.max_epochs
     ('core/mlp', 2)
     """
-    from hydra import compose as hydra_compose  # noqa: PLC0415
-    from hydra import initialize_config_module  # noqa: PLC0415
-    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     register_schema()
     GlobalHydra.instance().clear()
@@ -301,9 +301,9 @@ def config_options(group: str, config_dir: str | os.PathLike | None = None) -> l
     >>> [name for name in config_options("experiment") if name.startswith(("core/", "chem/esol"))]
     ['chem/esol', 'chem/esol_descriptors', 'chem/esol_rdkit2d', 'core/oscillator']
     """
-    import importlib.resources  # noqa: PLC0415
+    import importlib.resources
 
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     registry.load_plugins()
     roots = [importlib.resources.files(package).joinpath(group) for package in dict.fromkeys([CONFIG_MODULE,
@@ -334,7 +334,7 @@ def _clean(text: str) -> str:
 
 def explain(exc: BaseException, config_dir: str | os.PathLike | None = None) -> str:
     """A readable message for a Hydra/OmegaConf error, with close matches for unknown keys and options."""
-    import re  # noqa: PLC0415
+    import re
 
     message = _clean(str(exc)) or type(exc).__name__
     if exc.__cause__ is not None:
@@ -373,7 +373,7 @@ def normalise_overrides(overrides: Sequence[str]) -> list[str]:
 
 def validate(cfg: Any) -> None:
     """Check names and arguments of ``model``, ``data``, ``task`` and the trainer, without building data."""
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     plain = _plain(cfg)
     for part, table in (("model", None), ("data", registry.datasets), ("task", registry.tasks)):

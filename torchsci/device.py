@@ -27,7 +27,7 @@ def _xla_device() -> torch.device:
             "device='xla' needs torch_xla, which is not installed. On a TPU VM: "
             "pip install 'torch_xla[tpu]' matching your torch version; otherwise use device='auto'."
         )
-    import torch_xla.core.xla_model as xm  # noqa: PLC0415 (optional dependency)
+    import torch_xla.core.xla_model as xm  # lazy: optional dependency
 
     return xm.xla_device()
 

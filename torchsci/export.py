@@ -120,7 +120,7 @@ def _dynamic_dims(program: Any, inputs: tuple) -> list[list[int]]:
     leaves = pytree.tree_leaves(inputs)
     if len(metas) != len(leaves):
         return [[] for _ in _tensor_leaves(inputs)]
-    from torch.fx.experimental.symbolic_shapes import is_concrete_int  # noqa: PLC0415 (pulls in sympy: ~1 s)
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int  # lazy: pulls in sympy: ~1 s
     return [[d for d, size in enumerate(meta.shape) if not is_concrete_int(size)]
             for leaf, meta in zip(leaves, metas, strict=True) if isinstance(leaf, torch.Tensor)]
 
@@ -179,8 +179,8 @@ def _quiet() -> Any:
 
 def _write_onnx(program: Any, inputs: tuple, path: Path) -> None:
     try:
-        import onnx  # noqa: PLC0415
-        import onnxscript  # noqa: F401,PLC0415 (the dynamo exporter needs it)
+        import onnx
+        import onnxscript  # noqa: F401 (the dynamo exporter needs it)
     except ImportError as exc:
         raise ExportError(f"export format 'onnx' needs onnx and onnxscript ({exc}); "
                           "pip install 'torchsci[export]'.") from exc
@@ -232,7 +232,7 @@ class _OnnxRunner:
 
     def __init__(self, path: Path) -> None:
         try:
-            import onnxruntime as ort  # noqa: PLC0415
+            import onnxruntime as ort
         except ImportError as exc:
             raise ExportError(f"running {path} needs onnxruntime; pip install 'torchsci[export]'.") from exc
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -335,7 +335,7 @@ def _refuse_unsupported_quantization(model: nn.Module, fmt: str) -> None:
     mode = getattr(model, "torchsci_quantization", None)
     if mode is None:
         return
-    from torchsci.quantization import EXPORT_SUPPORT  # noqa: PLC0415
+    from torchsci.quantization import EXPORT_SUPPORT
 
     if fmt not in EXPORT_SUPPORT[mode]:
         raise ExportError(
@@ -500,7 +500,7 @@ def optimize_for_inference(model: nn.Module, example_inputs: tuple) -> Callable[
     >>> import torch, torchsci
     >>> fast = torchsci.export.optimize_for_inference(torch.nn.Linear(4, 2), (torch.randn(3, 4),))  # doctest: +SKIP
     """
-    import torch._inductor.config as inductor_config  # noqa: PLC0415
+    import torch._inductor.config as inductor_config
 
     model = model.eval()
     # Inductor reads freezing from its global config while compiling, which may happen at any call with
@@ -519,7 +519,7 @@ def optimize_for_inference(model: nn.Module, example_inputs: tuple) -> Callable[
 def __getattr__(name: str) -> Any:
     # the command line moved to torchsci.cli; the old import keeps working for a while
     if name == "add_export_command":
-        from torchsci.cli import add_export_command  # noqa: PLC0415 (cli imports this module)
+        from torchsci.cli import add_export_command  # lazy: cli imports this module
 
         warnings.warn("torchsci.export.add_export_command moved to torchsci.cli.add_export_command.",
                       DeprecationWarning, stacklevel=2)

@@ -168,7 +168,7 @@ def _environment(job: dict[str, Any], where: str) -> None:
 
 
 def _searchpath(paths: Any, where: str) -> None:
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     # The config packages of torchsci and of the plug-ins that registered theirs (registry.register_configs).
     own = {"pkg://torchsci.configs", *(f"pkg://{package}" for package in registry.configs)}
@@ -195,9 +195,9 @@ def vet_config(cfg: Any, where: str = "config") -> None:
     ...     print(str(exc).split(";")[0])
     config: hydra.callbacks.x: Hydra would build 'builtins.open'
     """
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    from omegaconf import OmegaConf
 
-    from torchsci.config import allowed_targets  # noqa: PLC0415
+    from torchsci.config import allowed_targets
 
     plain = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else dict(cfg)
     hydra = plain.pop("hydra", None) or {}
@@ -235,23 +235,23 @@ def vet_command_line(argv: Sequence[str], task_function: Callable[..., Any], con
     ``--config-path`` values, as in Hydra). Nothing runs, nothing is written and logging is not
     configured; a config outside the policy is a :class:`~torchsci.errors.ConfigError`.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # noqa: PLC0415
-    from hydra._internal.hydra import Hydra  # noqa: PLC0415
-    from hydra._internal.utils import (  # noqa: PLC0415
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
         create_automatic_config_search_path,
         detect_calling_file_or_module_from_task_function,
         detect_task_name,
         get_args_parser,
     )
-    from hydra.core.config_search_path import SearchPathQuery  # noqa: PLC0415
-    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-    from hydra.types import RunMode  # noqa: PLC0415
-    from omegaconf import OmegaConf  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from torchsci.config import explain  # noqa: PLC0415
+    from torchsci.config import explain
 
     try:
         args = get_args_parser().parse_args(list(argv))

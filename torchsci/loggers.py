@@ -46,7 +46,7 @@ class TensorBoardLog:
     """TensorBoard scalars under ``<run_dir>/tensorboard`` (``tensorboard --logdir <run_dir>``)."""
 
     def __init__(self, folder: str | os.PathLike, resume_step: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (slow import, only when used)
+        from torch.utils.tensorboard import SummaryWriter  # lazy: slow import, only when used
 
         self.writer = SummaryWriter(str(folder), purge_step=resume_step)
 

@@ -85,7 +85,7 @@ def _config(mode: str) -> Any:
     level = ao_log.level
     ao_log.setLevel(logging.ERROR)
     try:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig  # noqa: PLC0415
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
     except ImportError as exc:
         raise ConfigError(f"torchsci.quantize needs torchao ({exc}); pip install 'torchsci[quantize]'.") from exc
     finally:
@@ -152,7 +152,7 @@ def quantize(model: nn.Module, data: Any, mode: str = "dynamic", *, task: Any = 
                           "modes quantise linear layers only (convolutions stay float).")
     batches = _batches(data, task)
     config = _config(mode)
-    from torchao.quantization import quantize_  # noqa: PLC0415 (imported, quietly, by _config)
+    from torchao.quantization import quantize_  # lazy: imported, quietly, by _config
 
     reference = copy.deepcopy(model).float().eval()
     quantized = copy.deepcopy(reference)

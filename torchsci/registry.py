@@ -118,7 +118,7 @@ class PretrainedWeights:
 
     def load(self) -> dict[str, torch.Tensor]:
         """The verified state dict."""
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from safetensors.torch import load_file
 
         path = self.path()
         if not path.is_file():
@@ -260,7 +260,7 @@ class Registry:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        import torchsci.models  # noqa: F401,PLC0415 (the core's own models)
+        import torchsci.models  # noqa: F401 (the core's own models)
 
         self.register_configs(CORE_CONFIGS)
         for ep in entry_points(group="torchsci.plugins"):
@@ -307,7 +307,7 @@ class Registry:
         if seed is None:
             model = entry.factory(**kwargs)
         else:
-            from torchsci.seed import capture_rng, restore_rng, seed_everything  # noqa: PLC0415
+            from torchsci.seed import capture_rng, restore_rng, seed_everything
 
             saved = capture_rng()  # the caller's random streams are left as they were
             try:
@@ -349,7 +349,7 @@ def __getattr__(name: str) -> Any:
     # torchsci.registry is this module; it was once the Registry object (bound over the module in torchsci's
     # namespace). Its remaining attributes (models, unavailable, register_model, ...) still answer, with a warning.
     if not name.startswith("_") and hasattr(registry, name):
-        import warnings  # noqa: PLC0415
+        import warnings
 
         warnings.warn(f"torchsci.registry.{name}: torchsci.registry is the module; the Registry object is "
                       f"torchsci.registry.registry (use torchsci.registry.registry.{name}).",
@@ -436,8 +436,8 @@ def load_model(checkpoint: str | Path, *, field: str | None = None) -> nn.Module
     >>> type(torchsci.load_model(run.last_checkpoint)).__name__
     'MLP'
     """
-    from torchsci.checkpoint import load_state  # noqa: PLC0415
-    from torchsci.errors import CheckpointError, TorchsciError  # noqa: PLC0415
+    from torchsci.checkpoint import load_state
+    from torchsci.errors import CheckpointError, TorchsciError
 
     state = load_state(checkpoint)
     meta = state.get("meta")

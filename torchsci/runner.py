@@ -35,7 +35,7 @@ def _run_dir(cfg: Any) -> tuple[Path, bool]:
     if cfg.get("run_dir"):
         return Path(cfg.run_dir), False
     try:
-        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+        from hydra.core.hydra_config import HydraConfig
 
         if HydraConfig.initialized():
             return Path(HydraConfig.get().runtime.output_dir), False  # the CLI made it unique (cli.run_hydra)
@@ -56,7 +56,7 @@ def new_run_dir(name: str) -> Path:
 
 
 def _run_name(folder: Path) -> str | None:
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    from omegaconf import OmegaConf
 
     try:
         return str(OmegaConf.load(folder / "config.yaml").get("name"))
@@ -183,7 +183,7 @@ def _save_predictions(preds: Any, output: Path, inputs: list[Any]) -> Path:
 
 def _export(cfg: Any, trainer: Trainer, model: torch.nn.Module, task: Any, splits: DataSplits, run_dir: Path) -> dict:
     """Export the weights in ``ckpt``, traced on a real batch of the data (test split first)."""
-    import torchsci.export as exporting  # noqa: PLC0415
+    import torchsci.export as exporting
 
     data = next(s for s in (splits.test, splits.val, splits.train) if s is not None)
     loader = make_loader(data, batch_size=max(2, trainer.eval_batch_size), train=False, seed=cfg.seed,
@@ -222,7 +222,7 @@ def run(cfg: Any, command: str = "train") -> dict[str, Any]:
     the predictions of ``ckpt`` on ``predict.split`` to ``predict.output``; ``export`` writes ``ckpt`` as
     ``export.format`` (traced on a real batch, parity-checked) to ``export.output``.
     """
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    from omegaconf import OmegaConf
 
     if command not in COMMANDS:
         raise ConfigError(f"command {command!r}: use one of {', '.join(COMMANDS)}.")

@@ -179,7 +179,7 @@ def check_backward(s: Subject) -> str | None:
 
 def check_state_dict(s: Subject) -> str | None:
     """Weights saved and loaded through safetensors into a perturbed copy give the same outputs."""
-    from safetensors.torch import load, save  # noqa: PLC0415
+    from safetensors.torch import load, save
 
     blob = save({k: v.contiguous() for k, v in s.ref.state_dict().items()})
     other = copy.deepcopy(s.ref)
@@ -194,7 +194,7 @@ def check_state_dict(s: Subject) -> str | None:
 
 def check_export(s: Subject, fmt: str = "pt2") -> str | None:
     """:func:`torchsci.export` in ``fmt`` writes, reads back and matches eager (it raises otherwise)."""
-    from torchsci.export import export  # noqa: PLC0415
+    from torchsci.export import export
 
     if fmt not in FORMATS:
         raise ValueError(f"exports={fmt!r}: choose from {', '.join(FORMATS)}")

@@ -618,7 +618,7 @@ class Trainer:
         self.dist = distributed.init(self.device.type)
         model = model.to(device=self.device, dtype=self.precision.param_dtype)
         if ckpt_path is not None:
-            from torchsci.checkpoint import load_weights  # noqa: PLC0415
+            from torchsci.checkpoint import load_weights
 
             load_weights(model, ckpt_path)
         return model

@@ -31,8 +31,8 @@ def __dir__() -> list[str]:
 def register(registry) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     registry.require("rdkit", "sklearn", extra="chem")  # absent, not fatal, without them (docs/plugins.md)
-    from torchsci_chem import datasets, inference, models  # noqa: PLC0415
-    from torchsci_chem.task import PropertyTask  # noqa: PLC0415
+    from torchsci_chem import datasets, inference, models
+    from torchsci_chem.task import PropertyTask
 
     models.register(registry)
     datasets.register(registry)

@@ -44,7 +44,7 @@ def draw_attributions(smiles: str, path: str | Path, model: str | Path | nn.Modu
 
     Returns the attributions that were drawn.
     """
-    from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D  # noqa: PLC0415 (drawing needs Cairo)
+    from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D  # lazy: drawing needs Cairo
 
     inputs = [model] if isinstance(model, (str, Path)) and Path(model).is_file() else []
     check_output(path, inputs, suffixes=(".png",), what="attribution image")  # before the model runs

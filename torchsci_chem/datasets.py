@@ -171,7 +171,7 @@ class SDFDataset(MoleculeDataset):
 
     def __init__(self, path: str | Path, targets: str | Sequence[str] = (), *, standardize: Sequence[str] = (),
                  on_invalid: str = "raise", missing: str = "error", extra: str | None = None) -> None:
-        from rdkit import Chem, RDLogger  # noqa: PLC0415
+        from rdkit import Chem, RDLogger
 
         path = Path(path)
         target_cols = [targets] if isinstance(targets, str) else list(targets)
@@ -242,7 +242,7 @@ def random_split(n: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 
 def bemis_murcko_scaffold(smiles: str) -> str:
     """The Bemis-Murcko scaffold SMILES of a molecule (``""`` for acyclic molecules)."""
-    from rdkit.Chem.Scaffolds import MurckoScaffold  # noqa: PLC0415
+    from rdkit.Chem.Scaffolds import MurckoScaffold
 
     return MurckoScaffold.MurckoScaffoldSmiles(mol=parse_smiles(smiles), includeChirality=False)
 
@@ -376,10 +376,10 @@ def split_dataset(dataset: MoleculeDataset, split: str = "random", sizes: Sequen
         x_std = x.std(axis=0)
         model_kwargs.update(extra_features=int(x.shape[1]), extra_kind=dataset.extra_kind, extra_mean=x.mean(axis=0).tolist(),
                             extra_std=np.where(x_std > 1e-8, x_std, 1.0).tolist())
-        from torchsci_chem.descriptors import DESCRIPTOR_SETS  # noqa: PLC0415
+        from torchsci_chem.descriptors import DESCRIPTOR_SETS
 
         if dataset.extra_kind in DESCRIPTOR_SETS:  # the model records and checks its descriptor list
-            import rdkit  # noqa: PLC0415
+            import rdkit
 
             model_kwargs.update(descriptor_names=list(DESCRIPTOR_SETS[dataset.extra_kind]),
                                 descriptor_rdkit=rdkit.__version__)

@@ -87,7 +87,7 @@ def descriptor_function(name: str) -> Callable[[Chem.Mol], float]:
         return _OWN[name]
     table = dict(Descriptors.descList)
     if name not in table:
-        import rdkit  # noqa: PLC0415
+        import rdkit
 
         raise DescriptorMismatchError(f"descriptor '{name}' does not exist in the installed RDKit {rdkit.__version__}; "
                                       "install the RDKit version the model was trained with, or retrain it here.")
@@ -133,7 +133,7 @@ def check_reference(names: Sequence[str], recorded: np.ndarray, recorded_rdkit: 
     >>> from torchsci_chem.descriptors import check_reference, reference_values
     >>> check_reference(["MolLogP", "TPSA"], reference_values(["MolLogP", "TPSA"]))
     """
-    import rdkit  # noqa: PLC0415
+    import rdkit
 
     now = reference_values(names)
     recorded = np.asarray(recorded, dtype=np.float32)

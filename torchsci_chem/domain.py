@@ -119,7 +119,7 @@ def applicability(smiles: Sequence[str]) -> list[Applicability | None]:
     >>> [f.applicable for f in applicability(["CCO", "[Na+].[Cl-]", "[CH3]", "C[Pt]"])]
     [True, False, False, False]
     """
-    from rdkit import RDLogger  # noqa: PLC0415
+    from rdkit import RDLogger
 
     RDLogger.DisableLog("rdApp.*")
     try:

@@ -110,7 +110,7 @@ STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "organic_fragment", "neutral
 
 
 def _standardizers(steps: Sequence[str]) -> list[Any]:
-    from torchsci_chem.standardize import standardizers  # noqa: PLC0415
+    from torchsci_chem.standardize import standardizers
 
     return standardizers(steps)
 
@@ -482,7 +482,7 @@ def rdkit_descriptors(molecules: Iterable[str | Chem.Mol]) -> tuple[np.ndarray, 
     >>> "MolWt" in names, values.shape[0]
     (True, 1)
     """
-    from rdkit.Chem import Descriptors  # noqa: PLC0415 (imports every descriptor module)
+    from rdkit.Chem import Descriptors  # lazy: imports every descriptor module
 
     rows = [Descriptors.CalcMolDescriptors(m) for m in _mols(molecules)]
     names = list(rows[0]) if rows else [name for name, _ in Descriptors.descList]
@@ -515,7 +515,7 @@ def molecule_features(molecules: Iterable[str | Chem.Mol], kind: str, standardiz
     mols = [m if isinstance(m, Chem.Mol) else parse_smiles(m, standardize) for m in molecules]
     if kind == "descriptors":
         return rdkit_descriptors(mols)[0]
-    from torchsci_chem.descriptors import DESCRIPTOR_SETS, compute_descriptors  # noqa: PLC0415
+    from torchsci_chem.descriptors import DESCRIPTOR_SETS, compute_descriptors
 
     if kind in DESCRIPTOR_SETS:
         return compute_descriptors(mols, DESCRIPTOR_SETS[kind])

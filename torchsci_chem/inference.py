@@ -151,7 +151,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     >>> logS.shape, flags[0].applicable, flags[0].reason.split("; ")[0]
     ((1,), False, 'a salt or mixture (2 fragments)')
     """
-    from torchsci_chem.standardize import resolve  # noqa: PLC0415
+    from torchsci_chem.standardize import resolve
 
     if isinstance(smiles, (str, bytes)):  # one molecule, not a sequence of one-character SMILES
         smiles = [smiles.decode() if isinstance(smiles, bytes) else smiles]
@@ -184,7 +184,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
                                       batch_size, progress)
     each = each[:, where]
     variances = None if variances is None else variances[:, where]
-    from torchsci_chem.uncertainty import spread  # noqa: PLC0415
+    from torchsci_chem.uncertainty import spread
 
     n_tasks = _num_tasks(net)
     mean = np.full((len(smiles), n_tasks), np.nan)
@@ -233,7 +233,7 @@ def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence
             each = members(*inputs) if members is not None else net(*inputs).unsqueeze(0)
         kind = getattr(core_module(net), "task_kind", "regression")
         if kind != "regression":  # a classifier: probabilities, averaged over the members
-            from torchsci_chem.task import probabilities  # noqa: PLC0415
+            from torchsci_chem.task import probabilities
 
             classes = max(int(getattr(core_module(net), "num_classes", 0)), 1)
             each = torch.stack([probabilities(e, kind, e.shape[-1] // classes) for e in each])
@@ -251,10 +251,10 @@ def _member_outputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence
 
 def _details(net: nn.Module, smiles: list[str], kept: np.ndarray, mean: np.ndarray, std: np.ndarray,
              level: float | None, steps: Sequence[str], invalid: Sequence[str] = ()) -> PropertyPrediction:
-    from torchsci_chem.domain import nearest_similarity, packed_fingerprints  # noqa: PLC0415
-    from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
-    from torchsci_chem.standardize import standardize_report  # noqa: PLC0415
-    from torchsci_chem.uncertainty import interval as conformal  # noqa: PLC0415
+    from torchsci_chem.domain import nearest_similarity, packed_fingerprints
+    from torchsci_chem.featurize import parse_smiles
+    from torchsci_chem.standardize import standardize_report
+    from torchsci_chem.uncertainty import interval as conformal
 
     lower = np.full_like(mean, np.nan)
     upper = np.full_like(mean, np.nan)
@@ -320,8 +320,8 @@ def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[st
                               "GraphBatch.extra yourself and call the model.")
         names = getattr(core, "descriptor_names", ())
         if names:  # the model's own list, checked against the installed RDKit when its weights were loaded
-            from torchsci_chem.descriptors import compute_descriptors  # noqa: PLC0415
-            from torchsci_chem.featurize import parse_smiles  # noqa: PLC0415
+            from torchsci_chem.descriptors import compute_descriptors
+            from torchsci_chem.featurize import parse_smiles
 
             extra = compute_descriptors([parse_smiles(s, standardize) for s in smiles], names)
         else:
@@ -342,7 +342,7 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     if path.suffix.lower() in (".sdf", ".sd"):
-        from rdkit import Chem, RDLogger  # noqa: PLC0415
+        from rdkit import Chem, RDLogger
 
         if not path.read_bytes().strip():
             raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
@@ -516,7 +516,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     def number(x: float) -> str:
         return "" if np.isnan(x) else f"{x:.4f}"
 
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     written = invalid_rows = 0
     unjudged: list[tuple[str, Applicability]] = []
@@ -581,7 +581,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from torchsci.registry import registry  # noqa: PLC0415
+    from torchsci.registry import registry
 
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
                                    split=args.split, seed=args.seed, on_invalid=args.on_invalid, task=args.kind)
@@ -598,7 +598,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                seed=args.seed, run_dir=args.output, device=args.device)
     run = trainer.fit(model, task, data.train, val_data=data.val, collate_fn=data.collate_fn)
     test = trainer.test(run.model, task, data.test, collate_fn=data.collate_fn, ckpt_path=run.best_checkpoint)
-    import json  # noqa: PLC0415
+    import json
 
     (Path(args.output) / "split.json").write_text(json.dumps(data.info))
     print(json.dumps(test))
@@ -608,7 +608,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from torchsci_chem.attribution import draw_attributions  # noqa: PLC0415
+    from torchsci_chem.attribution import draw_attributions
 
     weights = draw_attributions(args.smiles, args.output, args.model, args.task)
     print(f"wrote {args.output}; gradient x input per atom: {np.round(weights, 3).tolist()}", file=sys.stderr)

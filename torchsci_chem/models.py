@@ -66,7 +66,7 @@ class _Standardised(nn.Module):
         self.descriptor_rdkit = rdkit_version
         if not names:
             return
-        from torchsci_chem.descriptors import reference_values  # noqa: PLC0415
+        from torchsci_chem.descriptors import reference_values
 
         if len(names) != self.extra_features:
             raise ConfigError(f"{len(names)} descriptor_names for extra_features={self.extra_features}; they must match.")
@@ -77,7 +77,7 @@ class _Standardised(nn.Module):
 
 
 def _check_descriptors(module: nn.Module, incompatible) -> None:
-    from torchsci_chem.descriptors import check_reference  # noqa: PLC0415
+    from torchsci_chem.descriptors import check_reference
 
     check_reference(module.descriptor_names, module.descriptor_reference.cpu().numpy(),
                     module.descriptor_rdkit or "unknown")
@@ -233,7 +233,7 @@ class DMPNNEnsemble(nn.Module):
             self.register_buffer("conformal_scores", torch.zeros(calibration_size, dtype=torch.float64))
             self.register_buffer("conformal_beta", torch.ones(1, dtype=torch.float64))
         if domain_size:
-            from torchsci_chem.domain import PACKED_BYTES  # noqa: PLC0415
+            from torchsci_chem.domain import PACKED_BYTES
 
             self.register_buffer("domain_fingerprints", torch.zeros(domain_size, PACKED_BYTES, dtype=torch.uint8))
             self.register_buffer("domain_threshold", torch.zeros(1, dtype=torch.float64))
@@ -279,7 +279,7 @@ class FingerprintMLP(_Standardised):
 
 def example_graph_inputs() -> tuple[torch.Tensor, ...]:
     """A batch of three molecules of different sizes (one with no bonds) for the conformance tests."""
-    from torchsci_chem.featurize import collate_graphs, featurize  # noqa: PLC0415
+    from torchsci_chem.featurize import collate_graphs, featurize
 
     return collate_graphs(featurize(["CC(=O)Oc1ccccc1C(=O)O", "[Na+]", "C/C=C/Cl"]).graphs).inputs()
 

@@ -82,7 +82,7 @@ class MaskedROCAUC(GatheredMetric):
         self.keep(preds, target.double())
 
     def compute(self) -> float:
-        import sklearn.metrics  # noqa: PLC0415
+        import sklearn.metrics
 
         score = getattr(sklearn.metrics, self.score)
         arrays = self.gathered()

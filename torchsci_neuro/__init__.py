@@ -21,7 +21,7 @@ from torchsci.registry import forwards_to
 @forwards_to("torchsci_neuro.synth:SynthBrainDataset", "torchsci_neuro.synth:synthesize", exclude=("rng", "head"))
 def synth_brain(**kwargs: Any) -> Any:
     """``neuro/synth_brain``: a :class:`torchsci_neuro.synth.SynthBrainDataset` built with ``kwargs``."""
-    from torchsci_neuro.synth import SynthBrainDataset  # noqa: PLC0415 (scipy and the template load on use)
+    from torchsci_neuro.synth import SynthBrainDataset  # lazy: scipy and the template load on use
 
     return SynthBrainDataset(**kwargs)
 
@@ -33,8 +33,8 @@ def synth_tissue(samples_per_epoch: int = 400, val_samples: int = 16, val_seed: 
 
     The data of the shipped tissue model's recipe (``torchsci_neuro/configs/experiment/neuro/synth_tissue.yaml``).
     """
-    from torchsci.data import DataSplits  # noqa: PLC0415
-    from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset  # noqa: PLC0415
+    from torchsci.data import DataSplits
+    from torchsci_neuro.synth import FixedSynthDataset, SynthBrainDataset
 
     shape = tuple(shape)
     train = SynthBrainDataset(length=samples_per_epoch, shape=shape, voxel_size=voxel_size, **synth_kwargs)
@@ -48,8 +48,8 @@ def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models and datasets to `registry`."""
     registry.require("nibabel", "scipy", "skimage", extra="neuro")  # absent, not fatal, without them
     # torch, nibabel and scipy only; scikit-image, matplotlib and nilearn load on first use.
-    from torchsci_neuro import datasets, models  # noqa: PLC0415
-    from torchsci_neuro.task import SegmentationTask  # noqa: PLC0415
+    from torchsci_neuro import datasets, models
+    from torchsci_neuro.task import SegmentationTask
 
     models.register(registry)
     registry.register_dataset("neuro/synth_brain")(synth_brain)
@@ -61,7 +61,7 @@ def register(registry: Any) -> None:
 
 
 def _add_commands(subparsers: Any) -> None:
-    from torchsci_neuro.commands import add_commands  # noqa: PLC0415 (nibabel, scipy, skimage load here)
+    from torchsci_neuro.commands import add_commands  # lazy: nibabel, scipy, skimage load here
 
     add_commands(subparsers)
 

@@ -60,14 +60,14 @@ def write_qc(scan: str | Path | nib.spatialimages.SpatialImage | Scan, labels: n
     L/R (and P/A) markers, a colour legend, and the scan file's name (not its folder) as the title.
     Never written over one of ``inputs``.
     """
-    from torchsci_neuro.report import qc_figure  # noqa: PLC0415 (matplotlib loads here)
+    from torchsci_neuro.report import qc_figure  # lazy: matplotlib loads here
 
     return qc_figure(scan, labels, task, check_output(path, inputs, suffixes=(".png",), what="QC image"))
 
 
 def _is_study(args: argparse.Namespace) -> bool:
     """Several inputs, a folder, a glob, a study option or an output folder: a study; else the one-file command."""
-    import glob  # noqa: PLC0415
+    import glob
 
     inputs = args.scan
     return (len(inputs) > 1 or Path(inputs[0]).is_dir() or glob.has_magic(inputs[0]) or args.jobs != 1
@@ -84,7 +84,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from torchsci_neuro.study import segment_study  # noqa: PLC0415
+    from torchsci_neuro.study import segment_study
 
     if args.qc:
         raise ConfigError("--qc is for one scan; a study writes every scan's QC figure under figures/ and "

@@ -96,7 +96,7 @@ def bids_scans(root: str | os.PathLike, participant_label: Sequence[str] | None 
     ``participant_label``/``session_label`` keep only those subjects/sessions (with or without the
     ``sub-``/``ses-`` prefix, as BIDS apps accept them). The ``derivatives/`` folder is not indexed.
     """
-    from bids import BIDSLayout  # noqa: PLC0415 (pybids loads SQLAlchemy; only a BIDS input needs it)
+    from bids import BIDSLayout  # lazy: pybids loads SQLAlchemy; only a BIDS input needs it
 
     root = Path(root).resolve()
     try:

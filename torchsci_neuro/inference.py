@@ -103,7 +103,7 @@ def sliding_window_probabilities(model: nn.Module, image: torch.Tensor, window: 
     torch.Tensor
         ``(C, D, H, W)`` float32 probabilities summing to 1 over ``C``.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     window = tuple(int(w) for w in window)
     shape = tuple(image.shape)
@@ -150,7 +150,7 @@ def _resample(volume: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    from skimage import measure  # noqa: PLC0415 (kept out of the plug-in's import)
+    from skimage import measure  # lazy: kept out of the plug-in's import
 
     components = measure.label(mask, connectivity=1)
     if components.max() <= 1:
@@ -273,7 +273,7 @@ def network_outputs(network: nn.Module) -> int:
 
 
 def _checkpoint_model(path: Path) -> nn.Module:
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     return torchsci.load_model(path, field="neuro")  # another field's checkpoint: one clear line
 
@@ -284,7 +284,7 @@ def resolve_model(model: nn.Module | str | os.PathLike | None) -> nn.Module:
         return model
     if model is not None:
         return _checkpoint_model(Path(model))
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     return torchsci.create_model(PRETRAINED_MODEL, pretrained=True)
 
@@ -448,7 +448,7 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
     >>> labels.shape == nib.load("T1w.nii.gz").shape  # doctest: +SKIP
     True
     """
-    from torchsci.device import Precision, resolve_device  # noqa: PLC0415
+    from torchsci.device import Precision, resolve_device
 
     if task not in TASKS:
         raise ConfigError(f"segment(task={task!r}): use one of {', '.join(TASKS)}.")

@@ -112,7 +112,7 @@ def register(registry: Registry) -> None:
 
     The factories live at module level, so registering twice into one registry is harmless.
     """
-    from torchsci.registry import PretrainedWeights  # noqa: PLC0415 (see the TYPE_CHECKING import above)
+    from torchsci.registry import PretrainedWeights  # lazy: see the TYPE_CHECKING import above
 
     registry.register_model("neuro/unet3d", example_inputs=_example_inputs)(unet3d)
     # The shipped tissue segmenter: the same factory, with its weights (and their arguments) attached. Fine-tune

@@ -35,7 +35,7 @@ def _template_brain() -> tuple[torch.Tensor, np.ndarray]:
     Built from nilearn's skull-stripped MNI152 T1 by block averages, which takes a fraction of the time
     of the 1 mm tissue map (:func:`~torchsci_neuro.templates.mni_tissue_labels`).
     """
-    import nibabel as nib  # noqa: PLC0415
+    import nibabel as nib
 
     image = nib.load(str(template_path("t1")))
     step = int(_FIT_SPACING_MM)
@@ -53,7 +53,7 @@ def _template_brain() -> tuple[torch.Tensor, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def _template_white_matter() -> torch.Tensor:
     """The MNI white-matter probability (nilearn's map) as 6 mm block averages, on :func:`_template_brain`'s grid."""
-    from torchsci_neuro.templates import _load_maps  # noqa: PLC0415
+    from torchsci_neuro.templates import _load_maps
 
     wm = _load_maps()[2]
     step = int(_FIT_SPACING_MM)

@@ -58,7 +58,7 @@ def qc_figure(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, l
     >>> qc_figure(image, labels, "brain_mask", tempfile.mkdtemp() + "/qc.png", title="demo").suffix
     '.png'
     """
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     figure = qc_overlay(scan, labels, task, title)
     with atomic_output(path) as tmp:
@@ -70,12 +70,12 @@ def qc_figure(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, l
 def qc_overlay(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, labels: nib.spatialimages.SpatialImage,
                task: str, title: str | None = None) -> Any:
     """The matplotlib figure :func:`qc_figure` saves (close it with ``matplotlib.pyplot.close``)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.colors import ListedColormap  # noqa: PLC0415
-    from matplotlib.patches import Patch  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     image = load_scan(scan)
     ornt = nib.orientations.io_orientation(image.affine)
@@ -132,7 +132,7 @@ def outlier_flags(rows: Sequence[Mapping], keys: Sequence[str]) -> list[str]:
     """For each row, ``"GM_ml z=+4.2; confidence z=-5.1"`` (or ``""``): the volumes (and scores) whose
     robust z across the successful rows exceeds :data:`OUTLIER_Z`; scores (``confidence``, ``quality``)
     are flagged only when low. A quality score below the model's threshold is flagged whatever the study."""
-    from torchsci_neuro.quality import QUALITY_THRESHOLD  # noqa: PLC0415
+    from torchsci_neuro.quality import QUALITY_THRESHOLD
 
     flags: list[list[str]] = [[] for _ in rows]
     ok = [i for i, row in enumerate(rows) if row.get("status") == "ok"]

@@ -88,8 +88,8 @@ def model_identity(model: str | os.PathLike | None) -> dict[str, str]:
     'neuro/unet3d-tissue'
     """
     if model is None:
-        from torchsci_neuro.inference import PRETRAINED_MODEL  # noqa: PLC0415
-        from torchsci_neuro.models import TISSUE_WEIGHTS  # noqa: PLC0415
+        from torchsci_neuro.inference import PRETRAINED_MODEL
+        from torchsci_neuro.models import TISSUE_WEIGHTS
 
         return {"name": PRETRAINED_MODEL, "sha256": TISSUE_WEIGHTS["sha256"]}
     path = Path(model)
@@ -103,7 +103,7 @@ def model_identity(model: str | os.PathLike | None) -> dict[str, str]:
 
 
 def _version() -> str:
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     return torchsci.__version__
 
@@ -145,21 +145,21 @@ _NETWORK: dict[str, Any] = {}
 
 
 def _init_worker(model: Any, threads: int | None) -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
     if threads:
         torch.set_num_threads(threads)
-    from torchsci_neuro.inference import resolve_model  # noqa: PLC0415
+    from torchsci_neuro.inference import resolve_model
 
     _NETWORK["model"] = resolve_model(model)
 
 
 def _segment_scan(scan: Any, settings: StudySettings, posteriors: bool) -> tuple[Any, np.ndarray | None, float | None]:
     """Labels, posteriors (or ``None``) and the scan's quality score, from the one-scan :func:`segment`."""
-    import warnings  # noqa: PLC0415
+    import warnings
 
-    from torchsci_neuro.inference import segment  # noqa: PLC0415
-    from torchsci_neuro.quality import LowQualityWarning  # noqa: PLC0415
+    from torchsci_neuro.inference import segment
+    from torchsci_neuro.quality import LowQualityWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowQualityWarning)  # the table's quality column and flags report it
@@ -173,9 +173,9 @@ def _segment_scan(scan: Any, settings: StudySettings, posteriors: bool) -> tuple
 
 def _mirrored(scan: Any) -> Any:
     """The scan mirrored left-right in the world (its data flipped along the axis closest to x)."""
-    import nibabel as nib  # noqa: PLC0415
+    import nibabel as nib
 
-    from torchsci_neuro.io import Scan  # noqa: PLC0415
+    from torchsci_neuro.io import Scan
 
     axis = int(np.flatnonzero(nib.orientations.io_orientation(scan.affine)[:, 0] == 0)[0])
     return Scan(data=np.ascontiguousarray(np.flip(scan.data, axis)), affine=scan.affine, header=scan.header,
@@ -187,13 +187,13 @@ def process_scan(scan: StudyScan, out_dir: Path, settings: StudySettings, identi
 
     Any error becomes a ``failed`` row with a one-line reason; nothing of the scan's is left half-written.
     """
-    import nibabel as nib  # noqa: PLC0415
+    import nibabel as nib
 
-    from torchsci.io import atomic_output  # noqa: PLC0415
-    from torchsci_neuro import volumes  # noqa: PLC0415
-    from torchsci_neuro.inference import LABEL_NAMES  # noqa: PLC0415
-    from torchsci_neuro.io import load_scan  # noqa: PLC0415
-    from torchsci_neuro.report import qc_figure  # noqa: PLC0415
+    from torchsci.io import atomic_output
+    from torchsci_neuro import volumes
+    from torchsci_neuro.inference import LABEL_NAMES
+    from torchsci_neuro.io import load_scan
+    from torchsci_neuro.report import qc_figure
 
     start = time.perf_counter()
     row = base_row(scan, identity, settings)
@@ -258,7 +258,7 @@ class _Progress:
         self.enabled = enabled and total > 0
         self.bar = None
         if self.enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm  # noqa: PLC0415
+            from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc="study", unit="scan")
 
@@ -285,7 +285,7 @@ def _cores() -> int:
 
 def table_columns(task: str) -> list[str]:
     """The volumes table's columns, in order."""
-    from torchsci_neuro.inference import LABEL_NAMES  # noqa: PLC0415
+    from torchsci_neuro.inference import LABEL_NAMES
 
     columns = ["scan", "subject", "session", "status", "reason"]
     for name in ("TIV", *LABEL_NAMES[task][1:]):
@@ -296,7 +296,7 @@ def table_columns(task: str) -> list[str]:
 
 def write_table(path: Path, rows: Sequence[dict], task: str) -> Path:
     """The study's volumes table: tab-separated for ``.tsv``, comma-separated otherwise (atomically)."""
-    import io  # noqa: PLC0415
+    import io
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=table_columns(task), delimiter="\t" if path.suffix == ".tsv" else ",",
@@ -354,8 +354,8 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
     >>> result.rows[0]["GM_ml"], result.rows[0]["GM_ml_low"], result.rows[0]["GM_ml_high"]  # doctest: +SKIP
     (612.3, 580.1, 650.9)
     """
-    from torchsci_neuro.inference import LABEL_NAMES, TASKS  # noqa: PLC0415
-    from torchsci_neuro.report import outlier_flags, write_report  # noqa: PLC0415
+    from torchsci_neuro.inference import LABEL_NAMES, TASKS
+    from torchsci_neuro.report import outlier_flags, write_report
 
     if task not in TASKS:
         raise ConfigError(f"task={task!r}: use one of {', '.join(TASKS)}.")
@@ -430,7 +430,7 @@ def _run(todo: list[StudyScan], out_dir: Path, settings: StudySettings, identity
         for scan in todo:
             yield process_scan(scan, out_dir, settings, identity)
         return
-    import multiprocessing  # noqa: PLC0415
+    import multiprocessing
 
     # spawn, not fork: a forked child inherits torch's thread pools in whatever state they were.
     context = multiprocessing.get_context("spawn")

@@ -63,7 +63,7 @@ def normalise_intensity(image: np.ndarray, low: float = 0.5, high: float = 99.5)
     >>> bool(np.allclose(normalise_intensity(scan), normalise_intensity(padded)[20:-20, 20:-20, 20:-20]))
     True
     """
-    from skimage.filters import threshold_otsu  # noqa: PLC0415 (kept out of the plug-in's import)
+    from skimage.filters import threshold_otsu  # lazy: kept out of the plug-in's import
 
     lo = float(np.percentile(image, low))
     above_air = image[image > lo]

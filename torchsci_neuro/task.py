@@ -72,7 +72,7 @@ def dice_overlap(predicted: np.ndarray, true: np.ndarray, empty: float = math.na
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage as ndi  # noqa: PLC0415
+    from scipy import ndimage as ndi
 
     return mask & ~ndi.binary_erosion(mask, border_value=0)
 
@@ -91,7 +91,7 @@ def hausdorff95(predicted: np.ndarray, true: np.ndarray, voxel_size: Sequence[fl
     >>> hausdorff95(a, b, voxel_size=(1.0, 1.0, 2.0))
     6.0
     """
-    from scipy import ndimage as ndi  # noqa: PLC0415
+    from scipy import ndimage as ndi
 
     predicted, true = np.asarray(predicted, bool), np.asarray(true, bool)
     if not predicted.any() or not true.any():

@@ -123,7 +123,7 @@ def template_path(kind: str) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _load_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    import nibabel as nib  # noqa: PLC0415 (a field library: imported only when a template is used)
+    import nibabel as nib  # lazy: a field library: imported only when a template is used
 
     images = {kind: nib.load(str(template_path(kind))) for kind in _FILES}
     arrays = [np.asarray(images[k].dataobj, dtype=np.float32) / 255.0 for k in ("t1", "gm", "wm")]
@@ -261,8 +261,8 @@ def real_head_labels(image, brain_mask) -> LabelVolume:
     >>> head.names[7]  # doctest: +SKIP
     'head_bright'
     """
-    import nibabel as nib  # noqa: PLC0415
-    from skimage.filters import threshold_multiotsu, threshold_otsu  # noqa: PLC0415
+    import nibabel as nib
+    from skimage.filters import threshold_multiotsu, threshold_otsu
 
     img = nib.as_closest_canonical(nib.load(str(image)) if isinstance(image, str | Path) else image)
     mask_img = nib.as_closest_canonical(nib.load(str(brain_mask)) if isinstance(brain_mask, str | Path)

@@ -52,7 +52,7 @@ def posterior_intervals(labels: np.ndarray, probs: np.ndarray, voxel_ml: float, 
     >>> posterior_intervals(labels, probs, 1.0, ("background", "brain"))
     {'TIV': (1.0, 3.0), 'brain': (1.0, 3.0)}
     """
-    from scipy import ndimage as ndi  # noqa: PLC0415
+    from scipy import ndimage as ndi
 
     labels = np.asarray(labels)
     brain = labels > 0

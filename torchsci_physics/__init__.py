@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
     # The verbs: torchsci_physics.predict(model, files) (arrays; the module of the same name is callable) and
     # torchsci_physics.predict_root(model, files, output) (a friend tree), imported on first use.
     if name in ("predict", "predict_root"):
-        import torchsci_physics.predict as module  # noqa: PLC0415
+        import torchsci_physics.predict as module
 
         return module if name == "predict" else module.predict_root
     raise AttributeError(f"module 'torchsci_physics' has no attribute {name!r}")
@@ -47,7 +47,8 @@ def __dir__() -> list[str]:
 def register(registry: Any) -> None:
     """Entry point of the `torchsci.plugins` group: add this field's models, datasets, task and commands."""
     registry.require("uproot", "awkward", "vector", "sklearn", extra="physics")  # absent, not fatal, without them
-    from torchsci_physics import datasets, folds, models, predict, regression, task  # noqa: PLC0415 (torch only at import time)
+    # lazy: torch only at import time
+    from torchsci_physics import datasets, folds, models, predict, regression, task
 
     def add_commands(subparsers: Any) -> None:
         predict.add_commands(subparsers)

@@ -32,9 +32,9 @@ QG_ISSUE96: dict[str, Any] = {
 def issue96_path() -> str:
     """Path of ``uproot-issue96.root`` inside the scikit-hep-testdata 0.3.12 wheel (no download)."""
     try:
-        import skhep_testdata  # noqa: PLC0415
+        import skhep_testdata
     except ImportError as exc:
-        from torchsci.errors import DataError  # noqa: PLC0415
+        from torchsci.errors import DataError
 
         raise DataError("physics/qg_issue96 reads uproot-issue96.root from scikit-hep-testdata, which is not "
                         "installed: pip install 'torchsci[demo]' (or scikit-hep-testdata==0.3.12).") from exc
@@ -45,7 +45,7 @@ def issue96_path() -> str:
 @forwards_to("torchsci_physics.data:RootSpec")
 def root_dataset(*, streaming: bool = False, buffer_size: int = 50_000, seed: int = 0, **spec: Any) -> Any:
     """``physics/root``: train/val/test from ROOT files; ``spec`` are :class:`~torchsci_physics.data.RootSpec` fields."""
-    from torchsci_physics.data import make_splits  # noqa: PLC0415
+    from torchsci_physics.data import make_splits
 
     return make_splits(spec, streaming=streaming, buffer_size=buffer_size, seed=seed)
 

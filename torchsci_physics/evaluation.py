@@ -61,8 +61,8 @@ def collect(trainer: Any, task: Task, model: nn.Module, data: Any, *, keys: Sequ
 def write_tagging_outputs(task: Any, trainer: Any, model: nn.Module, data: Any, folder: str | os.PathLike, *,
                           collate_fn: Any = None, ckpt_path: str | os.PathLike | None = None) -> list[Path]:
     """The tagging task's plots of ``data``: ``roc.png``, ``scores.png``, and ``sculpting.png`` with ``sculpting=``."""
-    from torchsci_physics.plots import plot_roc, plot_scores  # noqa: PLC0415
-    from torchsci_physics.sculpting import plot_sculpting, sculpting  # noqa: PLC0415
+    from torchsci_physics.plots import plot_roc, plot_scores
+    from torchsci_physics.sculpting import plot_sculpting, sculpting
 
     rows = collect(trainer, task, model, data, keys=("label", "weight", "observers"), collate_fn=collate_fn,
                    ckpt_path=ckpt_path)

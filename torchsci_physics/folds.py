@@ -42,7 +42,7 @@ class FoldsResult:
 
 
 def _spec_fields(cfg: Any) -> dict[str, Any]:
-    from torchsci.config import _plain  # noqa: PLC0415
+    from torchsci.config import _plain
 
     data = dict(_plain(cfg.data))
     if data.get("name") != "physics/root":
@@ -58,7 +58,7 @@ def _spec_fields(cfg: Any) -> dict[str, Any]:
 
 def fold_values(spec: Any) -> list[np.ndarray]:
     """Each input (file, tree)'s fold per entry, in :meth:`RootSpec.sources` order."""
-    from torchsci_physics import reading  # noqa: PLC0415
+    from torchsci_physics import reading
 
     out = []
     for path, tree_name, _ in spec.sources():
@@ -89,13 +89,13 @@ def train_folds(cfg: Any, output: str | os.PathLike | None = None) -> FoldsResul
     >>> result = train_folds(cfg, "runs/kfold")  # doctest: +SKIP
     >>> sorted(result.friends)  # doctest: +SKIP
     """
-    from omegaconf import OmegaConf  # noqa: PLC0415
+    from omegaconf import OmegaConf
 
-    import torchsci  # noqa: PLC0415
-    from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
-    from torchsci_physics.predict import write_friend_tree  # noqa: PLC0415
-    from torchsci_physics.regression import RegressionTask  # noqa: PLC0415
-    from torchsci_physics.task import TaggingTask  # noqa: PLC0415
+    import torchsci
+    from torchsci_physics.data import RootDataset, RootSpec
+    from torchsci_physics.predict import write_friend_tree
+    from torchsci_physics.regression import RegressionTask
+    from torchsci_physics.task import TaggingTask
 
     fields = _spec_fields(cfg)
     spec = RootSpec(**{**fields, "fold": None})
@@ -163,7 +163,7 @@ def train_folds(cfg: Any, output: str | os.PathLike | None = None) -> FoldsResul
 
 
 def _cmd_kfold(args: argparse.Namespace) -> int:
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     result = train_folds(torchsci.compose(args.overrides), args.output)
     metric = "test/auc" if all("test/auc" in t for t in result.test) else "test/rmse"

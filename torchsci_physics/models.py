@@ -133,7 +133,7 @@ def checked_input_spec(input_spec: dict[str, Any] | None) -> dict[str, Any] | No
     """
     if input_spec is None:
         return None
-    from torchsci_physics.data import RootSpec  # noqa: PLC0415 - awkward and uproot only for models that read ROOT
+    from torchsci_physics.data import RootSpec  # lazy: awkward and uproot only for models that read ROOT
 
     if not isinstance(input_spec, Mapping):
         raise ConfigError(f"input_spec must be a mapping of RootSpec fields, got {type(input_spec).__name__}.")
@@ -470,7 +470,7 @@ def register_models(registry: Any) -> None:
                             example_inputs=lambda: example_particles(with_points=True))(ParticleNet)
     registry.register_model("physics/part",
                             example_inputs=lambda: example_particles(with_vectors=True))(ParticleTransformer)
-    from torchsci_physics.interaction import PairInteractionNetwork  # noqa: PLC0415 (it builds on this module)
+    from torchsci_physics.interaction import PairInteractionNetwork  # lazy: it builds on this module
 
     registry.register_model("physics/pairnet",
                             example_inputs=lambda: example_particles(with_vectors=True))(PairInteractionNetwork)

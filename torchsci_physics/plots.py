@@ -13,13 +13,13 @@ from torchsci_physics.metrics import roc_auc, roc_curve
 
 
 def _pyplot():
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     try:
-        import mplhep  # noqa: PLC0415
+        import mplhep
 
         plt.style.use(mplhep.style.ROOT)
     except ImportError:
@@ -29,7 +29,7 @@ def _pyplot():
 
 def _save(plt: Any, fig: Any, path: str | os.PathLike) -> Path:
     """Write ``fig`` as a PNG (creating the folder; atomically, through :func:`torchsci.io.atomic_output`) and free it."""
-    from torchsci.io import atomic_output  # noqa: PLC0415
+    from torchsci.io import atomic_output
 
     path = Path(path)
     try:

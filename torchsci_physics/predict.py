@@ -44,7 +44,7 @@ def write_friend_tree(path: str | os.PathLike, branches: Mapping[str, np.ndarray
     >>> uproot.open(out)["scores"].arrays(library="np")["score"].tolist()
     [0.1, 0.9]
     """
-    import uproot  # noqa: PLC0415
+    import uproot
 
     lengths = {k: len(v) for k, v in branches.items()}
     if len(set(lengths.values())) > 1:
@@ -76,11 +76,11 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     >>> scores["jet1_score_gluon"].shape  # doctest: +SKIP
     (13607,)
     """
-    from torchsci import Trainer  # noqa: PLC0415
-    from torchsci_physics import reading  # noqa: PLC0415
-    from torchsci_physics.data import RootDataset, RootSpec  # noqa: PLC0415
-    from torchsci_physics.regression import RegressionTask  # noqa: PLC0415
-    from torchsci_physics.task import TaggingTask  # noqa: PLC0415
+    from torchsci import Trainer
+    from torchsci_physics import reading
+    from torchsci_physics.data import RootDataset, RootSpec
+    from torchsci_physics.regression import RegressionTask
+    from torchsci_physics.task import TaggingTask
 
     spec_kwargs = getattr(model, "input_spec", None)
     if not spec_kwargs:
@@ -153,7 +153,7 @@ def predict_root(model: nn.Module, files: str | os.PathLike, output: str | os.Pa
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import torchsci  # noqa: PLC0415
+    import torchsci
 
     check_output(args.output, [args.input, args.checkpoint], suffixes=(".root",), what="friend tree")
     model = torchsci.load_model(args.checkpoint, field="physics")

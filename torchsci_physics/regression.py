@@ -181,7 +181,7 @@ class RegressionTask(Task):
         self.scale = (spec.get("target_transform"), float(mean), float(std))
         target = spec["target"]
         self.target_name = next(iter(target)) if isinstance(target, dict) else "target"
-        from torchsci_physics.task import TaggingTask  # noqa: PLC0415
+        from torchsci_physics.task import TaggingTask
 
         out = model(*TaggingTask.inputs(model, batch))
         if out.ndim != 2 or out.shape[-1] != 1:
@@ -190,12 +190,12 @@ class RegressionTask(Task):
         return out
 
     def model_inputs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple:
-        from torchsci_physics.task import TaggingTask  # noqa: PLC0415
+        from torchsci_physics.task import TaggingTask
 
         return tuple(TaggingTask.inputs(model, batch))
 
     def _standardised(self, target: torch.Tensor) -> torch.Tensor:
-        from torchsci_physics.data import transform_target  # noqa: PLC0415
+        from torchsci_physics.data import transform_target
 
         transform, mean, std = self.scale
         return (transform_target(target, transform) - mean) / std
@@ -225,7 +225,7 @@ class RegressionTask(Task):
 
     def predict(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The prediction in the target's units, ``(batch,)`` (float64, so MeV-scale targets keep their digits)."""
-        from torchsci_physics.data import untransform_target  # noqa: PLC0415
+        from torchsci_physics.data import untransform_target
 
         if self.scale is None:
             raise ConfigError("physics/regression: predict before forward; the target's scale comes from the model.")
@@ -235,7 +235,7 @@ class RegressionTask(Task):
     def write_outputs(self, trainer: Any, model: nn.Module, data: Any, folder: str | os.PathLike, *,
                       collate_fn: Any = None, ckpt_path: str | os.PathLike | None = None) -> list[Path]:
         """Predict ``data`` and write ``response_bins.csv``, ``response.png`` and ``pred_vs_true.png`` in ``folder``."""
-        from torchsci_physics.evaluation import collect  # noqa: PLC0415
+        from torchsci_physics.evaluation import collect
 
         rows = collect(trainer, self, model, data, collate_fn=collate_fn, ckpt_path=ckpt_path,
                        keys=("target", "weight"))
@@ -249,7 +249,7 @@ class RegressionTask(Task):
 
 def write_response_table(table: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     """:func:`response_in_bins` as CSV: one row per bin of the true value (written atomically)."""
-    from torchsci.io import atomic_output  # noqa: PLC0415
+    from torchsci.io import atomic_output
 
     columns = ["low", "high", "count", "median", "q16", "q84", "resolution", "rmse", "mae"]
     values = np.column_stack([table["edges"][:-1], table["edges"][1:], table["count"]]
@@ -261,7 +261,7 @@ def write_response_table(table: dict[str, np.ndarray], path: str | os.PathLike) 
 
 def plot_response(table: dict[str, np.ndarray], path: str | os.PathLike, target: str = "target") -> Path:
     """Median response pred/true (with the 16-84% band) and the resolution, vs the true value."""
-    from torchsci_physics.plots import _pyplot, _save  # noqa: PLC0415
+    from torchsci_physics.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
@@ -281,9 +281,9 @@ def plot_response(table: dict[str, np.ndarray], path: str | os.PathLike, target:
 def plot_pred_vs_true(pred: np.ndarray, true: np.ndarray, weights: np.ndarray | None, path: str | os.PathLike,
                       target: str = "target", bins: int = 50) -> Path:
     """2D histogram of predicted vs true, with the diagonal."""
-    from matplotlib.colors import LogNorm  # noqa: PLC0415
+    from matplotlib.colors import LogNorm
 
-    from torchsci_physics.plots import _pyplot, _save  # noqa: PLC0415
+    from torchsci_physics.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))

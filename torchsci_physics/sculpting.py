@@ -53,7 +53,7 @@ def sculpting(observable: np.ndarray, labels: np.ndarray, scores: np.ndarray, we
     >>> blind.jsd < 0.02 < 0.2 < biased.jsd, round(biased.background_efficiency, 1)
     (True, 0.5)
     """
-    from scipy.spatial.distance import jensenshannon  # noqa: PLC0415
+    from scipy.spatial.distance import jensenshannon
 
     scores = np.asarray(scores)
     s = scores[:, signal] if scores.ndim == 2 else scores
@@ -81,7 +81,7 @@ def sculpting(observable: np.ndarray, labels: np.ndarray, scores: np.ndarray, we
 def plot_sculpting(result: SculptingResult, path: str | os.PathLike, observable: str = "mass",
                    efficiency: float = 0.5) -> Path:
     """The background's normalised ``observable`` before and after the cut, with the JS divergence."""
-    from torchsci_physics.plots import _pyplot, _save  # noqa: PLC0415
+    from torchsci_physics.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))

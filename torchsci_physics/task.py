@@ -170,6 +170,6 @@ class TaggingTask(Task):
         The runner calls this after testing (``torchsci train``, ``torchsci evaluate``); see
         :mod:`torchsci_physics.evaluation`.
         """
-        from torchsci_physics.evaluation import write_tagging_outputs  # noqa: PLC0415
+        from torchsci_physics.evaluation import write_tagging_outputs
 
         return write_tagging_outputs(self, trainer, model, data, folder, collate_fn=collate_fn, ckpt_path=ckpt_path)

@@ -20,7 +20,7 @@ import numpy as np
 
 def _decay(rng: np.random.Generator, mass: np.ndarray, daughter_mass: float) -> tuple:
     """Two daughters of parents of ``mass`` (isotropic in the parent frame), boosted to a random lab momentum."""
-    import vector  # noqa: PLC0415
+    import vector
 
     n = len(mass)
     p_star = np.sqrt(np.maximum((mass / 2) ** 2 - daughter_mass**2, 1e-6))
@@ -51,7 +51,7 @@ def resonance_events(n_events: int, objects: int = 4, *, seed: int = 0, signal_f
     >>> ev["jet_px"].shape, sorted(set(ev["is_signal"].tolist()))
     ((6, 4), [0, 1])
     """
-    import vector  # noqa: PLC0415
+    import vector
 
     if objects < 2:
         raise ValueError(f"objects={objects}: a pair needs at least two jets per event")
@@ -89,8 +89,8 @@ def write_resonance_ntuple(path: str | os.PathLike, n_events: int, objects: int 
     >>> uproot.open(path)["events"].num_entries
     10
     """
-    import awkward as ak  # noqa: PLC0415
-    import uproot  # noqa: PLC0415
+    import awkward as ak
+    import uproot
 
     events = resonance_events(n_events, objects, seed=seed, unit=unit, **kwargs)
     data = {k: (ak.from_regular(ak.from_numpy(v.astype(np.float32))) if v.ndim == 2 else v) for k, v in events.items()}
@@ -125,7 +125,7 @@ def jet_mass_events(n_jets: int, *, seed: int = 0, unit: float = 1.0, max_consti
     >>> len(jets["part_px"]), bool((jets["true_mass"] > 0).all())
     (5, True)
     """
-    import awkward as ak  # noqa: PLC0415
+    import awkward as ak
 
     rng = np.random.default_rng(seed)
     counts = np.clip(rng.poisson(12, n_jets), 3, max_constituents)
@@ -166,8 +166,8 @@ def write_jet_mass_ntuple(path: str | os.PathLike, n_jets: int, *, tree: str = "
     >>> uproot.open(path)["jets"].num_entries
     10
     """
-    import awkward as ak  # noqa: PLC0415
-    import uproot  # noqa: PLC0415
+    import awkward as ak
+    import uproot
 
     data = jet_mass_events(n_jets, seed=seed, unit=unit)
     path = Path(path)

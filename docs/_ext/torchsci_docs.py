@@ -26,7 +26,7 @@ from sphinx.util.docutils import SphinxDirective
 
 def command_paths() -> list[list[str]]:
     """Every command of ``torchsci``: ``[]``, ``["train"]``, ..., ``["neuro", "segment"]``, in parser order."""
-    from torchsci.cli import build_parser  # noqa: PLC0415
+    from torchsci.cli import build_parser
 
     paths: list[list[str]] = []
 
@@ -46,7 +46,7 @@ def command_paths() -> list[list[str]]:
 
 def help_text(path: list[str]) -> str:
     """What ``torchsci <path> --help`` prints (stdout), run in this process through the console entry point."""
-    from torchsci.cli import main  # noqa: PLC0415
+    from torchsci.cli import main
 
     out = io.StringIO()
     previous = os.environ.get("COLUMNS")
@@ -224,7 +224,7 @@ def public_bases(app, name, obj, options, bases):
 
 
 def setup(app):
-    from sphinx.ext import autosummary  # noqa: PLC0415
+    from sphinx.ext import autosummary
 
     autosummary._import_by_name = _prefer_submodules(autosummary._import_by_name)
     app.add_directive("torchsci-cli", TorchsciCli)

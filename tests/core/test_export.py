@@ -206,7 +206,7 @@ def test_artifacts_run_in_a_fresh_process_without_the_model_source(tmp_path):
     """))
     sys.path.insert(0, str(source))
     try:
-        import secret_lab_model  # noqa: PLC0415
+        import secret_lab_model
 
         model = secret_lab_model.LabModel()
     finally:

@@ -175,7 +175,7 @@ def test_the_callback_payload_is_live_when_hydra_acts_unvetted(workdir, monkeypa
 
 def test_allowed_hydra_settings_still_compose(workdir, capsys):
     """Hydra's own logging options, the shipped launchers and sweeps over config groups pass the vetting."""
-    from torchsci.hydra_guard import vet_command_line  # noqa: PLC0415
+    from torchsci.hydra_guard import vet_command_line
 
     register_schema()
 

@@ -94,7 +94,7 @@ def test_real_las_scan_is_segmented_on_its_own_grid():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     """Two labelled synthetic cases laid out as a lab's study: images/ and labels/ NIfTI pairs."""
-    from torchsci_neuro.synth import synthesize  # noqa: PLC0415
+    from torchsci_neuro.synth import synthesize
 
     root = tmp_path_factory.mktemp("study")
     for folder in ("images", "labels"):
@@ -114,7 +114,7 @@ def _shipped_config(study: Path, run_dir: Path, *overrides: str):
 
 
 def test_fine_tuning_from_the_shipped_weights_through_the_config(study, tmp_path):
-    from torchsci.checkpoint import load_state  # noqa: PLC0415
+    from torchsci.checkpoint import load_state
 
     result = torchsci.run(_shipped_config(study, tmp_path, "trainer.max_steps=1", "trainer.lr=0.0"))
     tuned = load_state(result["best_checkpoint"])["model"]

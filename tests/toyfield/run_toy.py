@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torchsci-toy\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[torchsci.plugins]\ntoy = torchsci_toy:register\n")
     sys.path[:0] = [str(site), str(Path(__file__).parent)]
-    from torchsci.cli import main as torchsci  # noqa: PLC0415 (after sys.path names the toy field)
+    from torchsci.cli import main as torchsci  # lazy: after sys.path names the toy field
 
     commands, current = [], []
     for arg in argv[1:]:
