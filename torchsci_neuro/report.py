@@ -29,7 +29,7 @@ from torchsci_neuro.derivatives import LABEL_COLOURS, write_text
 from torchsci_neuro.inference import LABEL_NAMES
 from torchsci_neuro.io import Scan, load_scan
 
-#: |modified z| above this flags a volume (Iglewicz and Hoaglin's recommendation).
+#: A volume whose absolute modified z-score is above this is flagged (Iglewicz and Hoaglin's recommendation).
 OUTLIER_Z = 3.5
 
 

@@ -14,7 +14,7 @@ The language:
 - ``+ - * / // % **``, ``& | ^ ~ << >>``, ``== != < <= > >=`` (chains are element-wise ``&``),
   ``and``/``or``/``not`` (element-wise), unary ``-``/``+``;
 - calls of the functions in :data:`FUNCTIONS` (also as ``np.<name>`` / ``ak.<name>`` from
-  :data:`NUMPY_FUNCTIONS` / :data:`AWKWARD_FUNCTIONS`), with the keywords in :data:`KEYWORDS`;
+  ``NUMPY_FUNCTIONS`` / ``AWKWARD_FUNCTIONS``), with the keywords in :data:`KEYWORDS`;
   ``{"pt": ..., "eta": ...}`` as an argument (for ``ak.zip``);
 - attributes: the four-vector properties in :data:`VECTOR_PROPERTIES` (``.pt``, ``.eta``, ``.mass``,
   ...), the four-vector methods in :data:`VECTOR_METHODS` (``a.deltaR(b)``), and record fields;

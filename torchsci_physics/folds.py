@@ -174,7 +174,7 @@ def _cmd_kfold(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Any) -> None:
-    """``torchsci physics kfold experiment=... [overrides]``."""
+    """Add the ``torchsci physics kfold`` command (``experiment=<name>`` and overrides, as ``torchsci train``)."""
     p = subparsers.add_parser("kfold", help="train one model per fold; out-of-fold scores as friend trees",
                               description="Train one model per fold of data.folds and write every entry's "
                                           "out-of-fold scores as one friend tree per input tree.")

@@ -36,7 +36,8 @@ from torchsci.models import MLP
 from torchsci_physics.pairs import PairEmbedding, pairwise_features
 
 __all__ = ["CollectionEmbedding", "EdgeConv", "JetMLP", "ParticleFlowNetwork", "ParticleNet", "ParticleTransformer",
-           "Standardise", "example_particles", "knn", "masked_mean", "pairwise_features"]
+           "Standardise", "checked_input_spec", "example_particles", "knn", "masked_mean", "padded_length",
+           "pairwise_features", "register_models"]
 
 
 class Standardise(nn.Module):
