@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
-
 from torchsci.io import atomic_output
 
 
@@ -35,12 +33,3 @@ def test_a_replaced_output_keeps_its_mode(tmp_path):
     assert out.read_text() == "new\n"
     assert _mode(out) == 0o640
 
-
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    out = tmp_path / "table.csv"
-    out.write_text("kept\n")
-    with pytest.raises(RuntimeError), atomic_output(out) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("writer died")
-    assert out.read_text() == "kept\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
