@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a real full-head T1 and its brain mask as a second label source "
                         "(templates.real_head_labels); repeatable")
     p.add_argument("--p-real-head", type=float, default=0.5, help="share of training scans drawn from --real-head")
+    p.add_argument("--boundary-weight", type=float, default=0.0,
+                   help="extra cross-entropy weight of the voxels near the brain's edge (SegmentationTask)")
+    p.add_argument("--boundary-width", type=int, default=2, help="half-width of that band, in voxels")
     return p.parse_args(argv)
 
 
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> torchsci.FitResult:
         log_every_n_steps=args.log_every,
         tensorboard=False,
     )
-    result = trainer.fit(model, SegmentationTask(class_weights=args.class_weights), train, val, resume="last")
+    result = trainer.fit(model, SegmentationTask(class_weights=args.class_weights, boundary_weight=args.boundary_weight,
+                                                    boundary_width=args.boundary_width), train, val, resume="last")
     print(f"done: best {result.best_score} at {result.best_checkpoint}; last {result.last_checkpoint}", flush=True)
     return result
 

@@ -177,6 +177,35 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, labels: Sequence[
     return 1.0 - dice[list(labels)].mean()
 
 
+def brain_boundary(target: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Voxels within ``width`` voxels of the edge between background (0) and the brain (labels above 0).
+
+    Parameters
+    ----------
+    target
+        ``(B, D, H, W)`` integer labels.
+    width
+        Half-thickness of the band, in voxels (a cube neighbourhood of ``2 * width + 1``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, D, H, W)`` boolean band: dilated brain minus eroded brain.
+
+    Examples
+    --------
+    >>> target = torch.zeros(1, 9, 9, 9, dtype=torch.long); target[0, 2:7, 2:7, 2:7] = 2
+    >>> band = brain_boundary(target, width=1)
+    >>> int(band.sum()), bool(band[0, 4, 4, 4]), bool(band[0, 0, 0, 0])
+    (316, False, False)
+    """
+    brain = (target > 0).to(torch.float32).unsqueeze(1)
+    size = 2 * width + 1
+    dilated = F.max_pool3d(brain, size, stride=1, padding=width)
+    eroded = -F.max_pool3d(-brain, size, stride=1, padding=width)
+    return (dilated != eroded).squeeze(1)
+
+
 class SegmentationTask(SupervisedTask):
     """Voxel-wise segmentation from ``(image, labels)`` batches: cross-entropy plus soft Dice.
 
@@ -195,6 +224,11 @@ class SegmentationTask(SupervisedTask):
     class_weights
         Cross-entropy weight of each class (background first), e.g. to up-weight a thin class such as
         CSF that an unweighted loss lets the model ignore; ``None`` weighs every class 1.
+    boundary_weight, boundary_width
+        Extra cross-entropy weight of the voxels within ``boundary_width`` voxels of the brain's edge
+        (the boundary between background and any label above 0): each such voxel counts
+        ``1 + boundary_weight`` times. The brain edge is where a brain extractor is judged (dura, skull
+        base, cerebellar rim) and a small share of the voxels; ``0`` (the default) switches it off.
 
     Examples
     --------
@@ -208,8 +242,13 @@ class SegmentationTask(SupervisedTask):
 
     def __init__(self, class_names: Sequence[str] = TISSUE_NAMES, dice_weight: float = 1.0,
                  hausdorff_voxel_size: Sequence[float] | float | None = None,
-                 class_weights: Sequence[float] | None = None) -> None:
+                 class_weights: Sequence[float] | None = None, boundary_weight: float = 0.0,
+                 boundary_width: int = 2) -> None:
         super().__init__()
+        if boundary_weight < 0 or boundary_width < 1:
+            raise ConfigError(f"boundary_weight={boundary_weight}, boundary_width={boundary_width}: the weight must be "
+                              "0 or more and the width at least 1 voxel.")
+        self.boundary_weight, self.boundary_width = float(boundary_weight), int(boundary_width)
         self.class_names, self.dice_weight = tuple(class_names), dice_weight
         self.hausdorff_voxel_size = hausdorff_voxel_size
         if class_weights is not None and len(class_weights) != len(self.class_names):
@@ -221,7 +260,14 @@ class SegmentationTask(SupervisedTask):
         target, _ = self.target(batch)
         target = target.long()
         weight = None if self.class_weights is None else self.class_weights.to(outputs.device, outputs.dtype)
-        ce = F.cross_entropy(outputs, target, weight=weight)
+        if self.boundary_weight > 0:
+            # weighted mean as F.cross_entropy takes it: sum(w_i * ce_i) / sum(w_i), w_i = class x band weight
+            band = 1.0 + self.boundary_weight * brain_boundary(target, self.boundary_width).to(outputs.dtype)
+            voxel_weight = band if weight is None else band * weight[target]
+            voxel_ce = F.cross_entropy(outputs, target, reduction="none")
+            ce = (voxel_ce * voxel_weight).sum() / voxel_weight.sum()
+        else:
+            ce = F.cross_entropy(outputs, target, weight=weight)
         return ce + self.dice_weight * soft_dice_loss(outputs, target, range(1, len(self.class_names)))
 
     def metrics(self) -> dict[str, Metric]:

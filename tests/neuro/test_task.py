@@ -46,3 +46,32 @@ def test_loss_is_small_for_confident_correct_logits_and_large_otherwise():
     assert float(good) < 1e-3
     assert float(bad) > 1.0
     assert float(soft_dice_loss(_logits(target) * 50, target, [1, 2, 3])) < 1e-3
+
+
+def test_boundary_weight_counts_errors_at_the_brain_edge_more_than_errors_inside():
+    from torchsci_neuro.task import brain_boundary
+
+    target = torch.zeros(1, 11, 11, 11, dtype=torch.long)
+    target[0, 2:9, 2:9, 2:9] = 3
+    target[0, 4:7, 4:7, 4:7] = 2
+    band = brain_boundary(target, width=1)
+    assert band[0, 2, 5, 5] and band[0, 1, 5, 5] and not band[0, 5, 5, 5] and not band[0, 0, 0, 0]
+    plain, weighted = SegmentationTask(dice_weight=0.0), SegmentationTask(dice_weight=0.0, boundary_weight=4.0,
+                                                                          boundary_width=1)
+    correct = _logits(target) * 5
+    wrong_at_edge, wrong_inside = target.clone(), target.clone()
+    wrong_at_edge[0, 2, 2:9, 2:9] = 0  # one face of the brain called background (49 voxels, in the band)
+    wrong_inside[0, 4:7, 4:7, 4:7] = 3  # 27 GM voxels called WM, all deep inside (outside the band)
+    edge_plain = plain.loss(_logits(wrong_at_edge) * 5, (None, target)) - plain.loss(correct, (None, target))
+    edge_weighted = weighted.loss(_logits(wrong_at_edge) * 5, (None, target)) - weighted.loss(correct, (None, target))
+    inside_plain = plain.loss(_logits(wrong_inside) * 5, (None, target)) - plain.loss(correct, (None, target))
+    inside_weighted = weighted.loss(_logits(wrong_inside) * 5, (None, target)) - weighted.loss(correct, (None, target))
+    # the edge error's share of the loss grows with the band's weight, the deep error's shrinks
+    assert float(edge_weighted) > 1.5 * float(edge_plain)
+    assert float(inside_weighted) < float(inside_plain)
+    # the weighted loss has gradients and is float64-clean
+    logits = (_logits(wrong_at_edge) * 5).double().requires_grad_()
+    weighted.loss(logits, (None, target)).backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    with pytest.raises(Exception, match="boundary_weight"):
+        SegmentationTask(boundary_weight=-1.0)
