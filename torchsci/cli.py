@@ -242,6 +242,8 @@ def _sweep_folder(argv: Sequence[str]) -> list[str]:
 def _plain_export(argv: Sequence[str]) -> bool:
     """``torchsci export model.ckpt --format onnx`` (a model first, no key=value) is the one-shot export;
     ``torchsci export experiment=... ckpt=...`` is the config-driven one."""
+    if argv[0] == "export" and argv[1:] in (["--help"], ["-h"]):  # both forms are explained in that help
+        return True
     return argv[0] == "export" and len(argv) > 1 and "=" not in argv[1] and not argv[1].startswith("-")
 
 
@@ -295,7 +297,12 @@ def add_export_command(subparsers: Any) -> None:
     """
     from torchsci.export import FORMATS
 
-    p = subparsers.add_parser("export", help="export a checkpoint or registered model (pt2, aoti, onnx, torchscript)")
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint or registered model (pt2, aoti, onnx, torchscript)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config-driven form (the example is a real batch of the experiment's data):\n"
+               "  torchsci export experiment=<field>/<name> ckpt=<run>/checkpoints/best.ckpt export.format=onnx\n"
+               "  (torchsci train --help lists the experiments and the export.* settings)")
     p.add_argument("model", help="checkpoint file (runs/.../best.ckpt) or registered model name (core/mlp)")
     p.add_argument("--format", choices=list(FORMATS), default="pt2")
     p.add_argument("--example-shape", action="append", default=[], metavar="SHAPE",

@@ -146,6 +146,14 @@ def test_help_lists_experiments(tmp_path):
     assert "core/oscillator" in config_options("experiment")
 
 
+def test_export_help_explains_both_forms_of_the_command(tmp_path):
+    # before: `torchsci export --help` fell to Hydra and printed the training config, not the export options
+    out = cli("export", "--help", cwd=tmp_path)
+    assert out.returncode == 0
+    assert "--format {pt2,aoti,onnx,torchscript}" in out.stdout and "--example-shape" in out.stdout
+    assert "torchsci export experiment=" in out.stdout and "max_epochs" not in out.stdout
+
+
 @pytest.mark.slow
 def test_installed_non_editable_package_runs_from_any_directory(tmp_path):
     repo = Path(__file__).resolve().parents[2]
