@@ -96,6 +96,7 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
     from torchsci.config import (
         CONFIG_MODULE,
         compose,
+        merged_dict_overrides,
         normalise_overrides,
         register_schema,
     )
@@ -133,6 +134,8 @@ def run_hydra(command: str, argv: Sequence[str]) -> int:
         if single or (not own_config and {"--cfg", "-c", "--info", "-i"} & set(argv)):
             # Compose once up front so a typo is one clear line with close matches, not Hydra's traceback advice.
             cfg = compose(_overrides_only(argv), config_dir=config_dir)
+            for note in merged_dict_overrides(_overrides_only(argv), cfg):
+                print(f"torchsci {command}: note: {note}", file=sys.stderr)
         if single:
             _check_run(cfg)
             extra = _run_folder(command, cfg, argv)

@@ -371,6 +371,57 @@ def normalise_overrides(overrides: Sequence[str]) -> list[str]:
     return out
 
 
+def merged_dict_overrides(overrides: Sequence[str], cfg: Any) -> list[str]:
+    """Notes for ``key={...}`` overrides that Hydra MERGED into a mapping the config already had.
+
+    Hydra's ``data.features={a: x}`` adds ``a`` to the experiment's ``data.features`` and keeps its other
+    keys; a user who meant "these features only" would train on more than they listed without a word.
+    Each returned line names the key, the keys kept and how to replace the mapping instead.
+
+    Parameters
+    ----------
+    overrides
+        The command line's overrides, as typed (``+``/``++`` prefixes allowed).
+    cfg
+        The config composed from them.
+
+    Returns
+    -------
+    list[str]
+        One note per merged override; empty when nothing was merged.
+
+    Examples
+    --------
+    >>> from omegaconf import OmegaConf
+    >>> cfg = OmegaConf.create({"data": {"features": {"pt": "x", "eta": "y"}}})
+    >>> merged_dict_overrides(["data.features={pt: x}"], cfg)[0].split(";")[0]
+    'data.features={pt: x} was merged into the existing data.features (kept: eta)'
+    >>> merged_dict_overrides(["data.features={pt: x, eta: y}"], cfg)
+    []
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig, OmegaConf
+
+    notes = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.startswith("~") or not value.lstrip().startswith("{"):
+            continue
+        key = key.lstrip("+")
+        try:
+            given = OverridesParser.create().parse_override(f"{key}={value}").value()
+        except Exception:  # a malformed value is Hydra's to report
+            continue
+        node = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(given, dict) or not isinstance(node, DictConfig):
+            continue
+        kept = [str(k) for k in node.keys() if k not in given]
+        if kept:
+            notes.append(f"{key}={value} was merged into the existing {key} (kept: {', '.join(kept)}); "
+                         f"to use only the keys you gave, write '~{key}' '+{key}={value}'")
+    return notes
+
+
 def validate(cfg: Any) -> None:
     """Check names and arguments of ``model``, ``data``, ``task`` and the trainer, without building data."""
     from torchsci.registry import registry

@@ -146,6 +146,18 @@ def test_help_lists_experiments(tmp_path):
     assert "core/oscillator" in config_options("experiment")
 
 
+def test_a_dict_override_that_hydra_merges_gets_a_note_naming_the_kept_keys(tmp_path):
+    # Hydra merges `data.features={...}` into the experiment's mapping: the user is told, with the replace form
+    merged = cli("train", "experiment=physics/qg_two_collections", "data.features={eta: jet1P4.eta}", "--cfg", "job",
+                 cwd=tmp_path)
+    assert merged.returncode == 0
+    assert "note: data.features={eta: jet1P4.eta} was merged" in merged.stderr and "(kept: log_pt)" in merged.stderr
+    replaced = cli("train", "experiment=physics/qg_two_collections", "~data.features", "+data.features={eta: jet1P4.eta}",
+                   "--cfg", "job", cwd=tmp_path)
+    assert replaced.returncode == 0 and "note:" not in replaced.stderr
+    assert "log_pt: log(jet1P4.pt)" not in replaced.stdout and "eta: jet1P4.eta" in replaced.stdout
+
+
 def test_export_help_explains_both_forms_of_the_command(tmp_path):
     # before: `torchsci export --help` fell to Hydra and printed the training config, not the export options
     out = cli("export", "--help", cwd=tmp_path)
