@@ -1,9 +1,9 @@
 """The Trainer: the one training loop of the suite.
 
 Read it top to bottom: :meth:`Trainer.fit` sets up the device, precision and process group, builds the
-optimizer, restores a checkpoint if asked, then runs epochs of :meth:`Trainer._train_epoch` and
-:meth:`Trainer._evaluate`. A model is a plain ``nn.Module``; a :class:`torchsci.task.Task` says how to
-get outputs, loss and metrics from a batch.
+optimizer and schedule (:mod:`torchsci.optim`), restores a checkpoint if asked, then runs epochs of
+:meth:`Trainer._train_epoch` and :meth:`Trainer._evaluate`. A model is a plain ``nn.Module``; a
+:class:`torchsci.task.Task` says how to get outputs, loss and metrics from a batch.
 
 Exact resume is a property of the design: everything random a run depends on (python, numpy and torch
 RNGs, the shuffling order, the augmentation streams, see :mod:`torchsci.data`) is owned here and stored
@@ -40,15 +40,10 @@ from torchsci.hybrid import compile_enabled
 from torchsci.io import make_run_dir
 from torchsci.loggers import CSVLog, TensorBoardLog
 from torchsci.metrics import Mean
+from torchsci.optim import OPTIMIZERS as OPTIMIZERS  # re-exported: torchsci.trainer.OPTIMIZERS keeps working
+from torchsci.optim import build_optimizer, build_scheduler, check_optimizer, check_scheduler
 from torchsci.seed import capture_rng, restore_rng, seed_everything, set_deterministic
 from torchsci.task import Task
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "radam": torch.optim.RAdam,
-}
 
 
 class TrainingDiverged(TorchsciError, FloatingPointError):
@@ -163,12 +158,8 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         compile: bool | dict[str, Any] = False,  # noqa: A002 (the setting's natural name)
     ) -> None:
-        if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)} or pass a callable.")
-        if scheduler_interval not in ("step", "epoch"):
-            raise ConfigError(f"scheduler_interval={scheduler_interval!r}: use 'step' or 'epoch'.")
-        if isinstance(scheduler, str) and scheduler not in ("cosine", "plateau"):
-            raise ConfigError(f"scheduler={scheduler!r}: use 'cosine', 'plateau', None or a callable.")
+        check_optimizer(optimizer)
+        check_scheduler(scheduler, scheduler_interval)
         for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
                             ("accumulate_grad_batches", accumulate_grad_batches), ("max_steps", max_steps),
                             ("eval_batch_size", eval_batch_size), ("log_every_n_steps", log_every_n_steps),
@@ -209,27 +200,6 @@ class Trainer:
         if self.deterministic:
             set_deterministic(True)
         seed_everything(self.seed)
-
-    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
-        if callable(self.optimizer_spec):
-            return self.optimizer_spec(params)
-        return OPTIMIZERS[self.optimizer_spec](params, lr=self.lr, weight_decay=self.weight_decay)
-
-    def _build_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int | None) -> Any:
-        spec = self.scheduler_spec
-        if spec is None:
-            return None
-        if spec == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self._monitor_mode, factor=0.5, patience=2)
-        if spec == "cosine":
-            if self.scheduler_interval == "epoch":
-                return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-            total = self.max_steps or ((steps_per_epoch or 0) * self.max_epochs)
-            if total <= 0:
-                raise ConfigError("scheduler='cosine' per step needs max_steps when the data has no length.")
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return spec(optimizer)
 
     def _steps_per_epoch(self, data: Any) -> int | None:
         if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
@@ -350,10 +320,6 @@ class Trainer:
                                   f"{'train on' if split == 'training' else 'validate on'}; {fix}.")
 
     # ------------------------------------------------------------------ fit
-    @property
-    def _monitor_mode(self) -> str:
-        return getattr(self, "_task_mode", "min")
-
     def fit(
         self,
         model: nn.Module,
@@ -375,12 +341,12 @@ class Trainer:
         first: ``state = torchsci.seed.capture_rng()``, then ``torchsci.seed.restore_rng(state)``.
         """
         self._setup()
-        self._task_mode = task.monitor_mode
         self.should_stop = False
         model = model.to(device=self.device, dtype=self.precision.param_dtype)
-        optimizer = self._build_optimizer(model)
-        steps_per_epoch = self._steps_per_epoch(train_data)
-        scheduler = self._build_scheduler(optimizer, steps_per_epoch)
+        optimizer = build_optimizer(model, self.optimizer_spec, lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = build_scheduler(optimizer, self.scheduler_spec, interval=self.scheduler_interval,
+                                    max_epochs=self.max_epochs, max_steps=self.max_steps,
+                                    steps_per_epoch=self._steps_per_epoch(train_data), monitor_mode=task.monitor_mode)
         scaler = self.precision.grad_scaler()
         self._check_data(train_data, val_data)
         if not self._named_run_dir and not self.dist.enabled:
