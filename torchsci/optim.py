@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules by name: what the :class:`~torchsci.Trainer` builds at the start of a run.
+"""Optimizers and learning-rate schedules by name, as the :class:`~torchsci.Trainer` builds them for a run.
 
 A run names its optimizer (``"adam" | "adamw" | "sgd" | "radam"``) and schedule (``"cosine"``,
 ``"plateau"``), or passes a callable that builds one. :func:`check_optimizer` and :func:`check_scheduler`
@@ -71,7 +71,8 @@ def check_scheduler(scheduler: str | Callable[[torch.optim.Optimizer], Any] | No
     Raises
     ------
     ConfigError
-        ``interval`` is neither ``"step"`` nor ``"epoch"``, or ``scheduler`` is a string that names no schedule.
+        ``interval`` is neither ``"step"`` nor ``"epoch"``, or ``scheduler`` is a string that names no
+        schedule.
 
     Examples
     --------
@@ -175,7 +176,8 @@ def build_scheduler(
     if scheduler is None:
         return None
     if scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=monitor_mode, factor=0.5, patience=2)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=monitor_mode, factor=0.5,
+                                                          patience=2)
     if scheduler == "cosine":
         if interval == "epoch":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
