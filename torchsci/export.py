@@ -16,21 +16,23 @@ differ from the example (one item more in the batch; two items with every other 
 doubled), and compared with eager. The report carries the largest absolute and relative difference; a
 mismatch raises :class:`~torchsci.errors.ExportError` naming the format and the difference.
 :func:`load_exported` runs any of the four artifacts in a process that never imports the model's code.
+
+This module is the verb and its report; the layers under it are modules of their own:
+:mod:`torchsci.export_formats` (suffixes, writers, telling a file's format), :mod:`torchsci.export_parity`
+(the inputs of other shapes, the differences from eager) and :mod:`torchsci.export_load`
+(:func:`load_exported`). :func:`optimize_for_inference` (:mod:`torchsci.export_inference`) compiles a
+model for this process instead of writing a file. Every name stays reachable as ``torchsci.export.<name>``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
-import json
-import logging
 import sys
 import tempfile
 import time
 import types
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,12 +42,12 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from torchsci.errors import ExportError
+from torchsci.export_formats import FORMATS, TORCHSCRIPT_DEPRECATION, _quiet, _write
 
-FORMATS: dict[str, str] = {"pt2": ".pt2", "aoti": ".aoti.pt2", "onnx": ".onnx", "torchscript": ".torchscript.pt"}
-TORCHSCRIPT_DEPRECATION = ("TorchScript is deprecated in PyTorch 2.x (torch.jit.trace warns so); this artifact is "
-                           "for stacks that still read it. Prefer format='pt2' (Python) or 'aoti' (C++).")
-_ONNX_INPUTS_KEY = "torchsci.input_names"  # ONNX input names in the order of the flattened tensor inputs
-_ONNX_OUT_SPEC_KEY = "torchsci.out_spec"   # the output pytree, so the loader returns what the model returned
+# re-exported: torchsci.export.optimize_for_inference is its public name
+from torchsci.export_inference import optimize_for_inference as optimize_for_inference
+from torchsci.export_load import load_exported
+from torchsci.export_parity import _close, _diffs, _dynamic_dims, _shapes, _tensor_leaves, _variants
 
 
 @dataclasses.dataclass
@@ -86,43 +88,11 @@ class ExportResult:
     report: ExportReport
 
 
-# ------------------------------------------------------------------------------------------- inputs
-def _tensor_leaves(obj: Any) -> list[torch.Tensor]:
-    return [t for t in pytree.tree_leaves(obj) if isinstance(t, torch.Tensor)]
-
-
-def _shapes(inputs: Any) -> list[tuple[int, ...]]:
-    return [tuple(t.shape) for t in _tensor_leaves(inputs)]
-
-
-def _pick_first_dim(inputs: tuple, indices: list[int]) -> tuple:
-    idx = torch.tensor(indices)
-    return pytree.tree_map(lambda t: t.index_select(0, idx) if isinstance(t, torch.Tensor) else t, inputs)
-
-
-def _double(t: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
-    """``t`` tiled twice along each of ``dims``: values stay valid (masks stay masks, indices stay in range)."""
-    for d in dims:
-        t = torch.cat([t, t], dim=d)
-    return t
-
-
+# ------------------------------------------------------------------------------------------- the verb
 def _auto_dynamic(inputs: tuple) -> Any:
     auto = torch.export.Dim.AUTO
     return pytree.tree_map(lambda t: {i: auto for i in range(t.dim())} if isinstance(t, torch.Tensor) else None,
                            inputs)
-
-
-def _dynamic_dims(program: Any, inputs: tuple) -> list[list[int]]:
-    """For each tensor input (flattened), the dimensions ``program`` kept dynamic."""
-    user = set(program.graph_signature.user_inputs)
-    metas = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
-    leaves = pytree.tree_leaves(inputs)
-    if len(metas) != len(leaves):
-        return [[] for _ in _tensor_leaves(inputs)]
-    from torch.fx.experimental.symbolic_shapes import is_concrete_int  # lazy: pulls in sympy: ~1 s
-    return [[d for d, size in enumerate(meta.shape) if not is_concrete_int(size)]
-            for leaf, meta in zip(leaves, metas, strict=True) if isinstance(leaf, torch.Tensor)]
 
 
 def _count_items(example_inputs: tuple, outputs: Any, batch_of: Callable | None, dynamic: Any) -> int:
@@ -136,186 +106,6 @@ def _count_items(example_inputs: tuple, outputs: Any, batch_of: Callable | None,
             "export: the example inputs hold a batch of 1, which torch.export specialises to a constant, so the "
             "artifact would only ever accept one item; use a batch of at least 2 (3 or another odd number is best).")
     return items
-
-
-def _variants(inputs: tuple, items: int, dynamic: list[list[int]], batch_of: Callable | None,
-              batch_dynamic: bool) -> list[tuple[str, tuple]]:
-    """Fresh inputs of other shapes than the example, built from its own items (so they stay valid)."""
-    pick = batch_of or _pick_first_dim
-    if items < 2:
-        return []
-    if not batch_dynamic:
-        return [("items in reverse order", pick(inputs, list(reversed(range(items)))))]
-    found = [(f"batch of {items + 1}", pick(inputs, [*range(items), 0]))]
-    pair = pick(inputs, [1, 0])
-    skip_first = batch_of is None  # dim 0 is the batch, already varied above
-    grow = [[d for d in dims if not (skip_first and d == 0)] for dims in dynamic]
-    if any(grow):
-        it = iter(grow)
-        pair = pytree.tree_map(lambda t: _double(t, next(it)) if isinstance(t, torch.Tensor) else t, pair)
-        found.append(("2 items, other dynamic dims doubled", pair))
-    else:
-        found.append(("2 items in reverse order", pair))
-    return found
-
-
-# ------------------------------------------------------------------------------------------- writers
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """Silence exporter chatter that is not about the user's model (missing torchvision ops, internal deprecations)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._export", "torch.export", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
-def _write_onnx(program: Any, inputs: tuple, path: Path) -> None:
-    try:
-        import onnx
-        import onnxscript  # noqa: F401 (the dynamo exporter needs it)
-    except ImportError as exc:
-        raise ExportError(f"export format 'onnx' needs onnx and onnxscript ({exc}); "
-                          "pip install 'torchsci[export]'.") from exc
-    # optimize=False: with torch 2.13 the exporter's graph optimiser deletes additions of small constants
-    # (``x * x + 1e-8`` exports as ``x * x``), turning guarded divisions into 0/0. ONNX Runtime optimises
-    # the graph itself when it loads it. Pinned by tests/core/test_export.py::test_onnx_keeps_small_epsilons.
-    onnx_program = torch.onnx.export(program, inputs, dynamo=True, verbose=False, optimize=False)
-    onnx_program.save(str(path))
-    proto = onnx.load(str(path))
-    names = list(program.graph_signature.user_inputs)
-    meta = {_ONNX_INPUTS_KEY: json.dumps(names)}
-    with contextlib.suppress(Exception):  # an output type pytree cannot serialise: the loader returns a tuple
-        meta[_ONNX_OUT_SPEC_KEY] = pytree.treespec_dumps(program.call_spec.out_spec)
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-
-
-def _write(fmt: str, model: nn.Module, inputs: tuple, program: Any, path: Path) -> None:
-    if fmt == "pt2":
-        torch.export.save(program, str(path))
-    elif fmt == "aoti":
-        torch._inductor.aoti_compile_and_package(program, package_path=str(path))
-    elif fmt == "onnx":
-        _write_onnx(program, inputs, path)
-    else:
-        traced = torch.jit.trace(model, inputs, check_trace=False)
-        torch.jit.save(traced, str(path))
-
-
-# ------------------------------------------------------------------------------------------- loading
-def _format_of(path: Path) -> str:
-    if path.suffix == ".onnx":
-        return "onnx"
-    if not zipfile.is_zipfile(path):
-        raise ExportError(f"{path} is not a torchsci export artifact (neither .onnx nor a pt2/TorchScript archive).")
-    names = zipfile.ZipFile(path).namelist()
-    if any("/data/aotinductor/" in n for n in names):
-        return "aoti"
-    if any(n.endswith("/constants.pkl") for n in names):
-        return "torchscript"
-    if any(n.endswith("/models/model.json") or n.endswith("/archive_format") for n in names):
-        return "pt2"
-    raise ExportError(f"{path} is a zip archive but not a pt2, AOTInductor or TorchScript artifact.")
-
-
-class _OnnxRunner:
-    """Runs an ONNX file with ONNX Runtime, taking and returning torch tensors like the model did."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise ExportError(f"running {path} needs onnxruntime; pip install 'torchsci[export]'.") from exc
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        present = [i.name for i in self.session.get_inputs()]
-        self.input_names = json.loads(meta[_ONNX_INPUTS_KEY]) if _ONNX_INPUTS_KEY in meta else present
-        self.present = set(present)
-        self.out_spec = pytree.treespec_loads(meta[_ONNX_OUT_SPEC_KEY]) if _ONNX_OUT_SPEC_KEY in meta else None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        leaves = [t for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        if len(leaves) != len(self.input_names):
-            raise ExportError(f"this ONNX model takes {len(self.input_names)} tensor inputs, got {len(leaves)}.")
-        # inputs the graph does not use were dropped by the exporter
-        feed = {name: t.detach().cpu().contiguous().numpy()
-                for name, t in zip(self.input_names, leaves, strict=True) if name in self.present}
-        outs = [torch.from_numpy(a) for a in self.session.run(None, feed)]
-        if self.out_spec is not None:
-            return pytree.tree_unflatten(outs, self.out_spec)
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def load_exported(path: str | Path) -> Callable[..., Any]:
-    """Load an artifact written by :func:`export` as a callable; the model's source code is not needed.
-
-    The format is read from the file itself (ONNX, AOTInductor package, ``torch.export`` program or
-    TorchScript). Inputs and outputs are torch tensors, nested as the original model took and returned them.
-
-    .. warning::
-       Loading an artifact is running a program. An AOTInductor package is compiled native code that is
-       loaded into this process and executed; ``torch.export`` and TorchScript files are read with
-       PyTorch's pickle-based loaders. Load only files you built or trust, as you would run only programs
-       you trust. (An ONNX file is a graph run by onnxruntime; checkpoints, by contrast, are plain data:
-       see :func:`torchsci.load_model`.)
-
-    Examples
-    --------
-    >>> import tempfile, torch, torchsci
-    >>> model = torch.nn.Linear(4, 2)
-    >>> result = torchsci.export(model, (torch.randn(3, 4),), format="pt2", path=tempfile.mkdtemp())
-    >>> run = torchsci.load_exported(result.path)
-    >>> tuple(run(torch.randn(5, 4)).shape)
-    (5, 2)
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such export artifact.")
-    fmt = _format_of(path)
-    with _quiet():
-        if fmt == "onnx":
-            return _OnnxRunner(path)
-        if fmt == "aoti":
-            return torch._inductor.aoti_load_package(str(path))
-        if fmt == "torchscript":
-            return torch.jit.load(str(path))
-        return torch.export.load(str(path)).module()
-
-
-# ------------------------------------------------------------------------------------------- parity
-def _diffs(got: Any, want: Any) -> tuple[float, float, bool, str]:
-    """(max abs diff, max rel diff, structure ok, why not)."""
-    g, w = _tensor_leaves(got), _tensor_leaves(want)
-    if len(g) != len(w):
-        return float("inf"), float("inf"), False, f"{len(g)} outputs instead of {len(w)}"
-    worst_abs = worst_rel = 0.0
-    for a, b in zip(g, w, strict=True):
-        if tuple(a.shape) != tuple(b.shape):
-            return float("inf"), float("inf"), False, f"an output of shape {tuple(a.shape)} instead of {tuple(b.shape)}"
-        if not b.numel():
-            continue
-        a64, b64 = a.detach().double().cpu(), b.detach().double().cpu()
-        if not torch.equal(torch.isnan(a64), torch.isnan(b64)):
-            return float("nan"), float("nan"), True, "NaN where eager has a number (or the reverse)"
-        diff = float((a64 - b64).nan_to_num(0.0).abs().max())
-        scale = float(b64.nan_to_num(0.0).abs().max())
-        worst_abs = max(worst_abs, diff)
-        worst_rel = max(worst_rel, diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
-    return worst_abs, worst_rel, True, ""
-
-
-def _close(got: Any, want: Any, atol: float, rtol: float) -> bool:
-    return all(torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(), atol=atol, rtol=rtol)
-               for a, b in zip(_tensor_leaves(got), _tensor_leaves(want), strict=True))
 
 
 def _default_path(fmt: str, path: str | Path | None, model: nn.Module) -> Path:
@@ -484,36 +274,6 @@ def export(
         checked_shapes=checked, max_abs_diff=worst_abs, max_rel_diff=worst_rel, atol=atol, rtol=rtol,
         export_seconds=seconds, size_bytes=target.stat().st_size, notes=notes)
     return ExportResult(target, report)
-
-
-# ------------------------------------------------------------------------------------------- inference
-def optimize_for_inference(model: nn.Module, example_inputs: tuple) -> Callable[..., Any]:
-    """Compile ``model`` for inference with inductor and weight freezing; return the compiled callable.
-
-    Freezing folds the weights into the compiled graph as constants (conv-batchnorm folding, weight
-    prepacking for oneDNN), which on CPU is where most of inductor's inference speed-up comes from. The
-    callable runs without gradients; later changes to ``model``'s weights are not seen by it. The first
-    call (made here on ``example_inputs``) compiles; new shapes compile once more.
-
-    Examples
-    --------
-    >>> import torch, torchsci
-    >>> fast = torchsci.export.optimize_for_inference(torch.nn.Linear(4, 2), (torch.randn(3, 4),))  # doctest: +SKIP
-    """
-    import torch._inductor.config as inductor_config
-
-    model = model.eval()
-    # Inductor reads freezing from its global config while compiling, which may happen at any call with
-    # a new shape, so every call patches it. Passing it also as an option gives this compilation a backend
-    # of its own: otherwise dynamo would reuse a graph this model already compiled without freezing.
-    compiled = torch.compile(model, backend="inductor", options={"freezing": True})
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with torch.no_grad(), inductor_config.patch(freezing=True):
-            return compiled(*args, **kwargs)
-
-    run(*example_inputs)
-    return run
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,9 @@
 """The Trainer: the one training loop of the suite.
 
 Read it top to bottom: :meth:`Trainer.fit` sets up the device, precision and process group, builds the
-optimizer, restores a checkpoint if asked, then runs epochs of :meth:`Trainer._train_epoch` and
-:meth:`Trainer._evaluate`. A model is a plain ``nn.Module``; a :class:`torchsci.task.Task` says how to
-get outputs, loss and metrics from a batch.
+optimizer and schedule (:mod:`torchsci.optim`), restores a checkpoint if asked, then runs epochs of
+:meth:`Trainer._train_epoch` and :meth:`Trainer._evaluate`. A model is a plain ``nn.Module``; a
+:class:`torchsci.task.Task` says how to get outputs, loss and metrics from a batch.
 
 Exact resume is a property of the design: everything random a run depends on (python, numpy and torch
 RNGs, the shuffling order, the augmentation streams, see :mod:`torchsci.data`) is owned here and stored
@@ -40,15 +40,10 @@ from torchsci.hybrid import compile_enabled
 from torchsci.io import make_run_dir
 from torchsci.loggers import CSVLog, TensorBoardLog
 from torchsci.metrics import Mean
+from torchsci.optim import OPTIMIZERS as OPTIMIZERS  # re-exported: torchsci.trainer.OPTIMIZERS keeps working
+from torchsci.optim import build_optimizer, build_scheduler, check_optimizer, check_scheduler
 from torchsci.seed import capture_rng, restore_rng, seed_everything, set_deterministic
 from torchsci.task import Task
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "radam": torch.optim.RAdam,
-}
 
 
 class TrainingDiverged(TorchsciError, FloatingPointError):
@@ -78,6 +73,25 @@ class FitResult:
     best_checkpoint: Path | None
     best_score: float | None
     stopped_early: bool
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one call of :meth:`Trainer.fit` works on; its epoch, step and checkpoint helpers take it."""
+
+    model: nn.Module  # on the run's device; its weights are what checkpoints hold
+    net: nn.Module  # what the training steps call: ``model``, or DDP and/or torch.compile around it
+    task: Task
+    train_data: Dataset
+    val_data: Dataset | None
+    collate_fn: Callable | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    ckpt: CheckpointDir
+    csv_log: CSVLog
+    tb_log: TensorBoardLog | None = None  # opened once the resume point is known; None off the main process
+    progress: Progress = dataclasses.field(default_factory=Progress)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -163,12 +177,8 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         compile: bool | dict[str, Any] = False,  # noqa: A002 (the setting's natural name)
     ) -> None:
-        if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)} or pass a callable.")
-        if scheduler_interval not in ("step", "epoch"):
-            raise ConfigError(f"scheduler_interval={scheduler_interval!r}: use 'step' or 'epoch'.")
-        if isinstance(scheduler, str) and scheduler not in ("cosine", "plateau"):
-            raise ConfigError(f"scheduler={scheduler!r}: use 'cosine', 'plateau', None or a callable.")
+        check_optimizer(optimizer)
+        check_scheduler(scheduler, scheduler_interval)
         for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
                             ("accumulate_grad_batches", accumulate_grad_batches), ("max_steps", max_steps),
                             ("eval_batch_size", eval_batch_size), ("log_every_n_steps", log_every_n_steps),
@@ -210,27 +220,6 @@ class Trainer:
             set_deterministic(True)
         seed_everything(self.seed)
 
-    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
-        if callable(self.optimizer_spec):
-            return self.optimizer_spec(params)
-        return OPTIMIZERS[self.optimizer_spec](params, lr=self.lr, weight_decay=self.weight_decay)
-
-    def _build_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int | None) -> Any:
-        spec = self.scheduler_spec
-        if spec is None:
-            return None
-        if spec == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self._monitor_mode, factor=0.5, patience=2)
-        if spec == "cosine":
-            if self.scheduler_interval == "epoch":
-                return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-            total = self.max_steps or ((steps_per_epoch or 0) * self.max_epochs)
-            if total <= 0:
-                raise ConfigError("scheduler='cosine' per step needs max_steps when the data has no length.")
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return spec(optimizer)
-
     def _steps_per_epoch(self, data: Any) -> int | None:
         if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
             return None
@@ -248,14 +237,14 @@ class Trainer:
                     disable=not (show and self.dist.is_main))
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, model, optimizer, scheduler, scaler, progress: Progress) -> dict[str, Any]:
+    def _state(self, run: _Run) -> dict[str, Any]:
         rngs = distributed.all_gather_object(capture_rng())
         return {
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "progress": dataclasses.asdict(progress),
+            "model": _unwrap(run.model).state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "progress": dataclasses.asdict(run.progress),
             "rng": rngs,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "meta": {
@@ -264,19 +253,20 @@ class Trainer:
                 "seed": self.seed,
                 "max_steps": self.max_steps,
                 "max_epochs": self.max_epochs,
-                "model_spec": getattr(_unwrap(model), "torchsci_spec", None),
+                "model_spec": getattr(_unwrap(run.model), "torchsci_spec", None),
             },
         }
 
-    def _save(self, ckpt: CheckpointDir, state_fn: Callable[[], dict], step: int, is_best: bool) -> Path:
-        state = state_fn()  # every rank joins the RNG gather inside
-        path = ckpt.step_path(step)
+    def _save(self, run: _Run, is_best: bool) -> Path:
+        state = self._state(run)  # every rank joins the RNG gather inside
+        step = run.progress.step
+        path = run.ckpt.step_path(step)
         if self.dist.is_main:
-            path = ckpt.save(state, step, is_best=is_best)
+            path = run.ckpt.save(state, step, is_best=is_best)
         distributed.barrier()
         return path
 
-    def _restore(self, path: Path, model, optimizer, scheduler, scaler) -> Progress:
+    def _restore(self, run: _Run, path: Path) -> Progress:
         state = load_state(path)
         meta = state.get("meta", {})
         if meta.get("batch_size") not in (None, self.batch_size) or meta.get("world_size") not in (None, self.dist.world_size):
@@ -286,14 +276,14 @@ class Trainer:
                 "the same settings, or start a new run from its weights (torchsci.checkpoint.load_weights)."
             )
         try:
-            model.load_state_dict(state["model"])
+            run.model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"weights in {path} do not fit this model: {exc}") from exc
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        if run.scheduler is not None and state["scheduler"] is not None:
+            run.scheduler.load_state_dict(state["scheduler"])
+        if run.scaler is not None and state["scaler"] is not None:
+            run.scaler.load_state_dict(state["scaler"])
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", []), strict=False):
             cb.load_state_dict(cb_state)
         if self.scheduler_spec == "cosine" and (meta.get("max_steps"), meta.get("max_epochs")) != (self.max_steps, self.max_epochs):
@@ -350,10 +340,6 @@ class Trainer:
                                   f"{'train on' if split == 'training' else 'validate on'}; {fix}.")
 
     # ------------------------------------------------------------------ fit
-    @property
-    def _monitor_mode(self) -> str:
-        return getattr(self, "_task_mode", "min")
-
     def fit(
         self,
         model: nn.Module,
@@ -375,56 +361,53 @@ class Trainer:
         first: ``state = torchsci.seed.capture_rng()``, then ``torchsci.seed.restore_rng(state)``.
         """
         self._setup()
-        self._task_mode = task.monitor_mode
         self.should_stop = False
         model = model.to(device=self.device, dtype=self.precision.param_dtype)
-        optimizer = self._build_optimizer(model)
-        steps_per_epoch = self._steps_per_epoch(train_data)
-        scheduler = self._build_scheduler(optimizer, steps_per_epoch)
+        optimizer = build_optimizer(model, self.optimizer_spec, lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = build_scheduler(optimizer, self.scheduler_spec, interval=self.scheduler_interval,
+                                    max_epochs=self.max_epochs, max_steps=self.max_steps,
+                                    steps_per_epoch=self._steps_per_epoch(train_data),
+                                    monitor_mode=task.monitor_mode)
         scaler = self.precision.grad_scaler()
         self._check_data(train_data, val_data)
         if not self._named_run_dir and not self.dist.enabled:
             self.run_dir = make_run_dir(self.run_dir.parent, self.run_dir.name)
             self._named_run_dir = True
-        ckpt = CheckpointDir(self.run_dir / "checkpoints", keep_last=self.keep_last)
-        progress = Progress()
-        resume_path = self._resolve_resume(resume, ckpt)
+        run = _Run(model=model, net=model, task=task, train_data=train_data, val_data=val_data,
+                   collate_fn=collate_fn, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                   ckpt=CheckpointDir(self.run_dir / "checkpoints", keep_last=self.keep_last),
+                   csv_log=CSVLog(self.run_dir / "metrics.csv"))
+        resume_path = self._resolve_resume(resume, run.ckpt)
         stale = self._check_run_dir(resume, resume_path)
         if resume_path is not None:
-            progress = self._restore(resume_path, model, optimizer, scheduler, scaler)
-            self._say(f"resumed from {resume_path} at epoch {progress.epoch}, step {progress.step}")
+            run.progress = self._restore(run, resume_path)
+            self._say(f"resumed from {resume_path} at epoch {run.progress.epoch}, step {run.progress.step}")
+        progress = run.progress
 
-        csv_log = CSVLog(self.run_dir / "metrics.csv")
-        tb_log = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if resume_path is not None:
-                csv_log.resume(progress.step)
+                run.csv_log.resume(progress.step)
             if self.use_tensorboard:
                 # Resuming (or restarting a run killed before its first checkpoint) purges the events
                 # logged after the checkpoint's step, so TensorBoard never shows two runs' values mixed.
                 purge = progress.step if resume_path is not None else 0 if stale else None
-                tb_log = TensorBoardLog(self.run_dir / "tensorboard", resume_step=purge)
-        history = [{k: float(v) for k, v in row.items()} for row in csv_log.rows if "train/loss" in row]
+                run.tb_log = TensorBoardLog(self.run_dir / "tensorboard", resume_step=purge)
+        history = [{k: float(v) for k, v in row.items()} for row in run.csv_log.rows if "train/loss" in row]
 
-        ddp_model = model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            run.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if self.compile and compile_enabled():
-            ddp_model = torch.compile(ddp_model, **(self.compile if isinstance(self.compile, dict) else {}))
+            run.net = torch.compile(run.net, **(self.compile if isinstance(self.compile, dict) else {}))
         for cb in self.callbacks:
             cb.on_fit_start(self)
 
-        def state_fn() -> dict[str, Any]:
-            return self._state(model, optimizer, scheduler, scaler, progress)
-
         last_path = resume_path
         try:
-            while progress.epoch < self.max_epochs and not self._steps_done(progress) and not self.should_stop:
+            while progress.epoch < self.max_epochs and not self._steps_done(run) and not self.should_stop:
                 started, items_before = time.perf_counter(), progress.loss_count
-                mid_epoch, complete = self._train_epoch(ddp_model, task, train_data, collate_fn, optimizer, scheduler,
-                                                        scaler, progress, ckpt, state_fn, csv_log, tb_log)
+                mid_epoch, complete = self._train_epoch(run)
                 if mid_epoch is not None:
                     last_path = mid_epoch
                 metrics = {"epoch": progress.epoch, "step": progress.step,
@@ -440,33 +423,34 @@ class Trainer:
                     scheduler.step(metrics.get(task.monitor, metrics["train/loss"]))
                 elif scheduler is not None and self.scheduler_interval == "epoch":
                     scheduler.step()
-                is_best = self._is_best(metrics, task, progress)
+                is_best = self._is_best(run, metrics)
                 history.append(metrics)
                 self._say(self._summary(metrics))
                 if self.dist.is_main:
-                    csv_log.log({k: v for k, v in metrics.items() if k not in ("epoch", "step")},
-                                progress.step, progress.epoch)
-                    csv_log.flush()
-                    if tb_log is not None:
-                        tb_log.log({k: v for k, v in metrics.items() if k not in ("epoch", "step")}, progress.step)
-                        tb_log.flush()
+                    logged = {k: v for k, v in metrics.items() if k not in ("epoch", "step")}
+                    run.csv_log.log(logged, progress.step, progress.epoch)
+                    run.csv_log.flush()
+                    if run.tb_log is not None:
+                        run.tb_log.log(logged, progress.step)
+                        run.tb_log.flush()
                 if complete:  # max_steps can end training mid-epoch; a resume then finishes that epoch
                     progress.epoch += 1
                     progress.batch_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0.0
-                last_path = self._save(ckpt, state_fn, progress.step, is_best)
+                last_path = self._save(run, is_best)
         finally:
-            if tb_log is not None:
-                tb_log.close()
+            if run.tb_log is not None:
+                run.tb_log.close()
         return FitResult(
             model=model, history=history, run_dir=self.run_dir, last_checkpoint=last_path,
-            best_checkpoint=ckpt.best if ckpt.best.is_file() else None, best_score=progress.best_score,
-            stopped_early=self.should_stop,
+            best_checkpoint=run.ckpt.best if run.ckpt.best.is_file() else None,
+            best_score=progress.best_score, stopped_early=self.should_stop,
         )
 
-    def _steps_done(self, progress: Progress) -> bool:
-        return self.max_steps is not None and progress.step >= self.max_steps
+    def _steps_done(self, run: _Run) -> bool:
+        return self.max_steps is not None and run.progress.step >= self.max_steps
 
-    def _is_best(self, metrics: dict[str, float], task: Task, progress: Progress) -> bool:
+    def _is_best(self, run: _Run, metrics: dict[str, float]) -> bool:
+        task, progress = run.task, run.progress
         key = task.monitor if task.monitor in metrics else "train/loss"
         value = metrics[key]
         if math.isnan(value):
@@ -484,15 +468,18 @@ class Trainer:
         parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")]
         return " | ".join(parts)
 
-    def _train_epoch(self, model, task, data, collate_fn, optimizer, scheduler, scaler, progress: Progress,
-                     ckpt: CheckpointDir, state_fn, csv_log: CSVLog, tb_log) -> tuple[Path | None, bool]:
-        """One epoch from the loader position in ``progress``; returns (last mid-epoch checkpoint, epoch complete)."""
+    def _train_epoch(self, run: _Run) -> tuple[Path | None, bool]:
+        """One epoch from the loader position in ``run.progress``.
+
+        Returns the last mid-epoch checkpoint written (or ``None``) and whether the epoch was completed.
+        """
+        model, task, data, progress = run.net, run.task, run.train_data, run.progress
         model.train()
         iterable = isinstance(data, IterableDataset)
         start = progress.batch_in_epoch
         loader = make_loader(data, batch_size=self.batch_size, train=True, seed=self.seed, epoch=progress.epoch,
                              start_batch=0 if iterable else start, dist=self.dist, num_workers=self.num_workers,
-                             collate_fn=collate_fn, drop_last=self.drop_last,
+                             collate_fn=run.collate_fn, drop_last=self.drop_last,
                              pin_memory=self.device.type == "cuda")
         batches: Iterable = iter(loader)
         if iterable:
@@ -515,29 +502,30 @@ class Trainer:
                         outputs = task.forward(model, batch)
                         loss = task.loss(outputs, batch)
                     scaled = loss / self.accumulate if self.accumulate > 1 else loss
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
                 window.append((loss.detach(), task.batch_size(batch)))
                 bar.update(1)
                 if not boundary:
                     continue
-                self._optimizer_step(model, optimizer, scheduler, scaler, progress)
+                self._optimizer_step(run)
                 if progress.step % self.log_every == 0:
-                    self._flush_window(progress, window, optimizer, csv_log, tb_log, bar)
+                    self._flush_window(run, window, bar)
                 if self.checkpoint_every and progress.step % self.checkpoint_every == 0 and progress.batch_in_epoch != total:
-                    self._fold_window(progress, window)
+                    self._fold_window(run, window)
                     if self.dist.is_main:
-                        csv_log.flush()  # the log on disk always reaches the newest checkpoint
-                    last_path = self._save(ckpt, state_fn, progress.step, is_best=False)
-                if self._steps_done(progress) and progress.batch_in_epoch != total:
-                    self._fold_window(progress, window)
+                        run.csv_log.flush()  # the log on disk always reaches the newest checkpoint
+                    last_path = self._save(run, is_best=False)
+                if self._steps_done(run) and progress.batch_in_epoch != total:
+                    self._fold_window(run, window)
                     return last_path, False
         if progress.batch_in_epoch % self.accumulate != 0 and total is None:  # a stream's leftover micro-batches
-            self._optimizer_step(model, optimizer, scheduler, scaler, progress)
-        self._fold_window(progress, window)
+            self._optimizer_step(run)
+        self._fold_window(run, window)
         return last_path, True
 
-    def _optimizer_step(self, model, optimizer, scheduler, scaler, progress: Progress) -> None:
+    def _optimizer_step(self, run: _Run) -> None:
         """One optimizer step on the accumulated gradients, then the step counter, callbacks and schedule."""
+        model, optimizer, scheduler, scaler = run.net, run.optimizer, run.scheduler, run.scaler
         if self.clip is not None:
             if scaler is not None:
                 scaler.unscale_(optimizer)
@@ -548,20 +536,21 @@ class Trainer:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        progress.step += 1
+        run.progress.step += 1
         for cb in self.callbacks:
-            cb.on_train_step_end(self, _unwrap(model), progress.step)
+            cb.on_train_step_end(self, _unwrap(model), run.progress.step)
         if scheduler is not None and self.scheduler_interval == "step" \
                 and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()
 
-    def _fold_window(self, progress: Progress, window: list[tuple[torch.Tensor, int]]) -> float:
+    def _fold_window(self, run: _Run, window: list[tuple[torch.Tensor, int]]) -> float:
         """Move the window's step losses into the epoch's running train loss; return their mean.
 
         Also where a diverged run is caught: a NaN or infinite loss stops training with an explanation.
         """
         if not window:
             return math.nan
+        progress = run.progress
         losses = torch.stack([loss.double() for loss, _ in window])
         sizes = torch.tensor([n for _, n in window], dtype=torch.float64, device=losses.device)
         total, count = float((losses * sizes).sum()), float(sizes.sum())
@@ -575,14 +564,14 @@ class Trainer:
         progress.loss_count += count
         return total / count
 
-    def _flush_window(self, progress, window, optimizer, csv_log, tb_log, bar) -> None:
-        mean = self._fold_window(progress, window)
+    def _flush_window(self, run: _Run, window: list[tuple[torch.Tensor, int]], bar: tqdm) -> None:
+        mean = self._fold_window(run, window)
         bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
         if self.dist.is_main:
-            values = {"train/step_loss": mean, "lr": optimizer.param_groups[0]["lr"]}
-            csv_log.log(values, progress.step, progress.epoch)
-            if tb_log is not None:
-                tb_log.log(values, progress.step)
+            values = {"train/step_loss": mean, "lr": run.optimizer.param_groups[0]["lr"]}
+            run.csv_log.log(values, run.progress.step, run.progress.epoch)
+            if run.tb_log is not None:
+                run.tb_log.log(values, run.progress.step)
 
     # ------------------------------------------------------------------ evaluation and prediction
     def _eval_loader(self, data: Dataset, collate_fn: Callable | None):
