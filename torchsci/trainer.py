@@ -538,7 +538,7 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         run.progress.step += 1
         for cb in self.callbacks:
-            cb.on_train_step_end(self, _unwrap(model), run.progress.step)
+            cb.on_train_step_end(self, run.model, run.progress.step)  # the user's module, never a wrapper
         if scheduler is not None and self.scheduler_interval == "step" \
                 and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()

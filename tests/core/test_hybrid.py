@@ -145,12 +145,22 @@ def test_trainer_compiles_the_whole_model_unless_switched_off(tmp_path):
     torch.manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(32, 3), torch.randn(32, 1))
 
+    seen: list[nn.Module] = []
+
+    class Seen(torchsci.Callback):
+        def on_train_step_end(self, trainer, model, step):
+            seen.append(model)
+
     def fit(compile_setting, run):
         torch.manual_seed(1)
         model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
         trainer = torchsci.Trainer(max_epochs=2, batch_size=8, device="cpu", run_dir=tmp_path / run, verbose=False,
-                                   tensorboard=False, compile=compile_setting)
-        return trainer.fit(model, torchsci.RegressionTask(), data, val_data=data)
+                                   tensorboard=False, compile=compile_setting, callbacks=[Seen()])
+        seen.clear()
+        result = trainer.fit(model, torchsci.RegressionTask(), data, val_data=data)
+        # callbacks (EMA, logging) get the user's module, not torch.compile's wrapper
+        assert seen and all(m is model for m in seen)
+        return result
 
     rec = Recorder()
     compiled = fit({"backend": rec}, "compiled")
