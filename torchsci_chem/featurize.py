@@ -40,7 +40,6 @@ from torchsci_chem.graphs import (  # noqa: F401 (re-exported)
     mols_to_graphs,
 )
 from torchsci_chem.molecules import (  # noqa: F401 (re-exported)
-    STANDARDIZE_STEPS,
     InvalidMolecule,
     _Invalid,
     _parse,
@@ -50,6 +49,8 @@ from torchsci_chem.molecules import (  # noqa: F401 (re-exported)
 )
 
 _BLOCK = 2048
+STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "organic_fragment", "neutralize", "tautomer", "no_stereo")
+"""Standardisation step names (see :mod:`torchsci_chem.standardize`), applied in this order."""
 
 
 class GraphCache:

@@ -66,6 +66,7 @@ def rdkit_descriptors(molecules: Iterable[str | Chem.Mol]) -> tuple[np.ndarray, 
 
 
 EXTRA_KINDS = ("morgan", "morgan_counts", "descriptors", "rdkit2d-v1")
+"""The kinds of per-molecule features :func:`molecule_features` computes."""
 
 
 def molecule_features(molecules: Iterable[str | Chem.Mol], kind: str, standardize: Sequence[str] = ()) -> np.ndarray:

@@ -1,7 +1,7 @@
 """SMILES to RDKit molecules: parsing, sanitisation and standardisation, with a reason for every failure.
 
 The layer where a string becomes a molecule. :func:`parse_smiles` parses and sanitises one SMILES and
-applies standardisation steps (:data:`STANDARDIZE_STEPS`, implemented in
+applies standardisation steps (:data:`~torchsci_chem.featurize.STANDARDIZE_STEPS`, implemented in
 :mod:`torchsci_chem.standardize`); a SMILES that is unparsable, empty, unsanitisable or over-sized is
 refused with its reason, which :func:`torchsci_chem.featurize.featurize` records per row as an
 :class:`InvalidMolecule` and :func:`describe_invalid` lists for the user.
@@ -15,9 +15,6 @@ from typing import Any, NamedTuple
 from rdkit import Chem, rdBase
 
 from torchsci.errors import DataError
-
-STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "organic_fragment", "neutralize", "tautomer", "no_stereo")
-"""Standardisation step names (see :mod:`torchsci_chem.standardize`), applied in this order."""
 
 
 class InvalidMolecule(NamedTuple):
@@ -50,7 +47,7 @@ def _standardizers(steps: Sequence[str]) -> list[Any]:
 def parse_smiles(smiles: str, standardize: Sequence[str] = (), max_atoms: int | None = None) -> Chem.Mol:
     """Parse and sanitise one SMILES, apply the standardisation ``steps``; raise :class:`DataError` if impossible.
 
-    ``standardize`` takes any of :data:`STANDARDIZE_STEPS`: ``"cleanup"`` (RDKit's normalisation of
+    ``standardize`` takes any of :data:`~torchsci_chem.featurize.STANDARDIZE_STEPS`: ``"cleanup"`` (RDKit's normalisation of
     functional groups), ``"largest_fragment"`` or ``"organic_fragment"`` (strip salts and solvents),
     ``"neutralize"``, ``"tautomer"`` (canonical tautomer) and ``"no_stereo"``, applied in that order.
 

@@ -23,6 +23,7 @@ from torchsci_physics.spec import Collection
 
 PARTICLE_NAMES = ("pt", "eta", "phi", "energy", "mass", "px", "py", "pz", "log_pt", "log_energy", "deta", "dphi",
                   "dR", "pt_frac", "log_pt_frac", "energy_frac", "log_energy_frac")
+"""Derived per-particle names an expression can use besides branches (:class:`~torchsci_physics.spec.Collection`)."""
 _EPS = 1e-8
 
 

@@ -1,4 +1,4 @@
-"""Train/val/test datasets from a :class:`~torchsci_physics.spec.RootSpec`, and what the model learns from the training split.
+"""Train/val/test datasets of a :class:`~torchsci_physics.spec.RootSpec`, and what a model takes from the training split.
 
 :func:`make_splits` builds the datasets (in memory or streamed) of ``spec.splits`` (or of one k-fold
 fold), fits the reweighting on the training split, and measures the facts a model is built with
