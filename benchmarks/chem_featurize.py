@@ -28,6 +28,7 @@ import numpy as np
 from rdkit import Chem
 
 from torchsci_chem import featurize as F
+from torchsci_chem import graphs as G
 
 PEER = Path(__file__).with_name("chem_chemprop_peer.py")
 
@@ -45,13 +46,13 @@ def plain_loop(smiles: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         atoms = []
         for a in mol.GetAtoms():
             atoms.append(_onek(a.GetAtomicNum(), list(F.ELEMENTS)) + _onek(a.GetTotalDegree(), list(range(6)))
-                         + _onek(a.GetFormalCharge(), list(F._CHARGES)) + _onek(a.GetChiralTag(), list(F._CHIRAL))
-                         + _onek(a.GetTotalNumHs(), list(range(5))) + _onek(a.GetHybridization(), list(F._HYBRID))
+                         + _onek(a.GetFormalCharge(), list(G._CHARGES)) + _onek(a.GetChiralTag(), list(G._CHIRAL))
+                         + _onek(a.GetTotalNumHs(), list(range(5))) + _onek(a.GetHybridization(), list(G._HYBRID))
                          + [float(a.GetIsAromatic()), float(a.IsInRing()), a.GetMass() * 0.01])
         bonds, edges = [], []
         for b in mol.GetBonds():
-            f = (_onek(b.GetBondType(), list(F._BOND_TYPES)) + [float(b.GetIsConjugated()), float(b.IsInRing())]
-                 + _onek(b.GetStereo(), list(F._STEREO)))
+            f = (_onek(b.GetBondType(), list(G._BOND_TYPES)) + [float(b.GetIsConjugated()), float(b.IsInRing())]
+                 + _onek(b.GetStereo(), list(G._STEREO)))
             u, v = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
             bonds += [f, f]
             edges += [(u, v), (v, u)]

@@ -1,6 +1,7 @@
 """torchsci_chem: molecular property prediction from SMILES on torchsci.
 
-RDKit featurisation (:mod:`torchsci_chem.featurize`), CSV/SDF datasets and splits
+RDKit featurisation (:mod:`torchsci_chem.featurize`, over :mod:`~torchsci_chem.molecules`,
+:mod:`~torchsci_chem.graphs` and :mod:`~torchsci_chem.fingerprints`), CSV/SDF datasets and splits
 (:mod:`torchsci_chem.datasets`), a D-MPNN and a fingerprint MLP (:mod:`torchsci_chem.models`), the
 ``chem/property`` task (:mod:`torchsci_chem.task`) and a pretrained ESOL solubility model one call away
 (:func:`predict`). Importing this package imports neither RDKit nor torch; :func:`register` does.

@@ -4,7 +4,10 @@ Train jet and event taggers directly on ROOT files (TTree or RNTuple, through up
 write the scores back as a friend tree. Layers, each a module:
 
 - :mod:`~torchsci_physics.reading`: files, trees, branches and expressions to awkward arrays;
-- :mod:`~torchsci_physics.data`: :class:`RootSpec` to padded jets (in memory or streamed);
+- :mod:`~torchsci_physics.data`: :class:`RootSpec` to padded jets (in memory or streamed), gathering
+  :mod:`~torchsci_physics.spec` (what an example is), :mod:`~torchsci_physics.particles` (padding, derived
+  particle features), :mod:`~torchsci_physics.chunks` (entries to rows), :mod:`~torchsci_physics.in_memory`,
+  :mod:`~torchsci_physics.streaming` and :mod:`~torchsci_physics.splits` (train/val/test, standardisation);
 - :mod:`~torchsci_physics.models`: ``physics/pfn``, ``physics/particlenet``, ``physics/part``, ``physics/mlp``;
   :mod:`~torchsci_physics.interaction`: ``physics/pairnet`` (pair invariants as messages, on
   :mod:`~torchsci_physics.pairs`);

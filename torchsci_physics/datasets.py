@@ -42,10 +42,10 @@ def issue96_path() -> str:
     return skhep_testdata.data_path("uproot-issue96.root")
 
 
-@forwards_to("torchsci_physics.data:RootSpec")
+@forwards_to("torchsci_physics.spec:RootSpec")
 def root_dataset(*, streaming: bool = False, buffer_size: int = 50_000, seed: int = 0, **spec: Any) -> Any:
     """``physics/root``: train/val/test from ROOT files; ``spec`` are :class:`~torchsci_physics.data.RootSpec` fields."""
-    from torchsci_physics.data import make_splits
+    from torchsci_physics.splits import make_splits
 
     return make_splits(spec, streaming=streaming, buffer_size=buffer_size, seed=seed)
 

@@ -92,9 +92,10 @@ def train_folds(cfg: Any, output: str | os.PathLike | None = None) -> FoldsResul
     from omegaconf import OmegaConf
 
     import torchsci
-    from torchsci_physics.data import RootDataset, RootSpec
+    from torchsci_physics.in_memory import RootDataset
     from torchsci_physics.predict import write_friend_tree
     from torchsci_physics.regression import RegressionTask
+    from torchsci_physics.spec import RootSpec
     from torchsci_physics.task import TaggingTask
 
     fields = _spec_fields(cfg)

@@ -134,7 +134,7 @@ def checked_input_spec(input_spec: dict[str, Any] | None) -> dict[str, Any] | No
     """
     if input_spec is None:
         return None
-    from torchsci_physics.data import RootSpec  # lazy: awkward and uproot only for models that read ROOT
+    from torchsci_physics.spec import RootSpec  # lazy: awkward and uproot only for models that read ROOT
 
     if not isinstance(input_spec, Mapping):
         raise ConfigError(f"input_spec must be a mapping of RootSpec fields, got {type(input_spec).__name__}.")

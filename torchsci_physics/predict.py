@@ -78,8 +78,9 @@ def predict(model: nn.Module, files: str | os.PathLike, *, observers: Sequence[s
     """
     from torchsci import Trainer
     from torchsci_physics import reading
-    from torchsci_physics.data import RootDataset, RootSpec
+    from torchsci_physics.in_memory import RootDataset
     from torchsci_physics.regression import RegressionTask
+    from torchsci_physics.spec import RootSpec
     from torchsci_physics.task import TaggingTask
 
     spec_kwargs = getattr(model, "input_spec", None)

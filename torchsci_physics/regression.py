@@ -195,7 +195,7 @@ class RegressionTask(Task):
         return tuple(TaggingTask.inputs(model, batch))
 
     def _standardised(self, target: torch.Tensor) -> torch.Tensor:
-        from torchsci_physics.data import transform_target
+        from torchsci_physics.splits import transform_target
 
         transform, mean, std = self.scale
         return (transform_target(target, transform) - mean) / std
@@ -225,7 +225,7 @@ class RegressionTask(Task):
 
     def predict(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The prediction in the target's units, ``(batch,)`` (float64, so MeV-scale targets keep their digits)."""
-        from torchsci_physics.data import untransform_target
+        from torchsci_physics.splits import untransform_target
 
         if self.scale is None:
             raise ConfigError("physics/regression: predict before forward; the target's scale comes from the model.")

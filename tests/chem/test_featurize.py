@@ -8,6 +8,7 @@ from rdkit import Chem
 
 from torchsci import ConfigError, DataError
 from torchsci_chem import featurize as F
+from torchsci_chem import graphs as G
 
 
 def test_ethanol_atoms_and_bonds():
@@ -15,10 +16,10 @@ def test_ethanol_atoms_and_bonds():
     assert g.atoms.shape == (3, F.ATOM_FEATURES) and g.bonds.shape == (4, F.BOND_FEATURES)
     c, o = F.ELEMENTS.index(6), F.ELEMENTS.index(8)
     assert g.atoms[0, c] == 1 and g.atoms[2, o] == 1 and g.atoms[:, : len(F.ELEMENTS) + 1].sum() == 3
-    assert g.atoms[2, F._HS_OFF + 1] == 1  # the hydroxyl O carries one hydrogen
-    assert g.atoms[0, F._DEG_OFF + 4] == 1  # total degree counts hydrogens
+    assert g.atoms[2, G._HS_OFF + 1] == 1  # the hydroxyl O carries one hydrogen
+    assert g.atoms[0, G._DEG_OFF + 4] == 1  # total degree counts hydrogens
     assert np.allclose(g.atoms[:, -1], [0.12011, 0.12011, 0.15999], atol=1e-4)
-    assert (g.bonds[:, F._BT[int(Chem.BondType.SINGLE)]] == 1).all()
+    assert (g.bonds[:, G._BT[int(Chem.BondType.SINGLE)]] == 1).all()
 
 
 def test_edges_come_in_reverse_pairs_with_equal_features():
@@ -30,15 +31,15 @@ def test_edges_come_in_reverse_pairs_with_equal_features():
 
 def test_aromaticity_ring_charge_chirality_stereo_and_unknown_element():
     benzene = F.featurize(["c1ccccc1"]).graphs[0]
-    assert (benzene.atoms[:, F._AROM_COL] == 1).all() and (benzene.atoms[:, F._AROM_COL + 1] == 1).all()
-    assert (benzene.bonds[:, F._BT[int(Chem.BondType.AROMATIC)]] == 1).all()
+    assert (benzene.atoms[:, G._AROM_COL] == 1).all() and (benzene.atoms[:, G._AROM_COL + 1] == 1).all()
+    assert (benzene.bonds[:, G._BT[int(Chem.BondType.AROMATIC)]] == 1).all()
     charged = F.featurize(["C[N+](C)(C)C"]).graphs[0]
-    assert charged.atoms[1, F._CHG_OFF + F._CHARGES.index(1)] == 1
+    assert charged.atoms[1, G._CHG_OFF + G._CHARGES.index(1)] == 1
     chiral = F.featurize(["C[C@H](N)O"]).graphs[0]
-    assert chiral.atoms[1, F._CHI[int(Chem.ChiralType.CHI_TETRAHEDRAL_CCW)]] == 1
+    assert chiral.atoms[1, G._CHI[int(Chem.ChiralType.CHI_TETRAHEDRAL_CCW)]] == 1
     trans = F.featurize(["F/C=C/F"]).graphs[0]
-    double = trans.bonds[:, F._BT[int(Chem.BondType.DOUBLE)]] == 1
-    assert trans.bonds[double, F._ST[int(Chem.BondStereo.STEREOE)]].all()
+    double = trans.bonds[:, G._BT[int(Chem.BondType.DOUBLE)]] == 1
+    assert trans.bonds[double, G._ST[int(Chem.BondStereo.STEREOE)]].all()
     gold = F.featurize(["[Au]"]).graphs[0]
     assert gold.atoms[0, len(F.ELEMENTS)] == 1  # the "other" element slot
     assert gold.edge_index.shape == (2, 0)
@@ -52,11 +53,11 @@ def test_block_reading_matches_rdkits_per_atom_and_per_bond_properties():
     mols = [Chem.MolFromSmiles(s) for s in smiles] + [Chem.AddHs(Chem.MolFromSmiles("CC(=O)O"))]  # H atoms in the graph
     graphs = F.mols_to_graphs(mols)
     for mol, g in zip(mols, graphs, strict=True):
-        degree = g.atoms[:, F._DEG_OFF:F._DEG_OFF + F._MAX_DEGREE + 2].argmax(1)
-        assert degree.tolist() == [min(a.GetTotalDegree(), F._MAX_DEGREE + 1) for a in mol.GetAtoms()]
-        assert g.atoms[:, F._AROM_COL + 1].tolist() == [float(a.IsInRing()) for a in mol.GetAtoms()]
+        degree = g.atoms[:, G._DEG_OFF:G._DEG_OFF + G._MAX_DEGREE + 2].argmax(1)
+        assert degree.tolist() == [min(a.GetTotalDegree(), G._MAX_DEGREE + 1) for a in mol.GetAtoms()]
+        assert g.atoms[:, G._AROM_COL + 1].tolist() == [float(a.IsInRing()) for a in mol.GetAtoms()]
         assert np.allclose(g.atoms[:, -1], [a.GetMass() / 100 for a in mol.GetAtoms()])
-        assert g.bonds[0::2, F._CONJ_COL + 1].tolist() == [float(b.IsInRing()) for b in mol.GetBonds()]
+        assert g.bonds[0::2, G._CONJ_COL + 1].tolist() == [float(b.IsInRing()) for b in mol.GetBonds()]
         assert g.edge_index[:, 0::2].T.tolist() == [[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in mol.GetBonds()]
 
 
@@ -82,7 +83,7 @@ def test_skip_keeps_the_valid_ones_and_reports_the_rest():
 def test_standardisation_strips_salts_and_neutralises():
     out = F.featurize(["CC(=O)[O-].[Na+]"], standardize=("largest_fragment", "neutralize")).graphs[0]
     assert out.num_atoms == 4
-    assert out.atoms[:, F._CHG_OFF + F._CHARGES.index(0)].all()
+    assert out.atoms[:, G._CHG_OFF + G._CHARGES.index(0)].all()
     with pytest.raises(ConfigError, match="unknown step"):
         F.featurize(["CCO"], standardize=("desalt",))
 

@@ -23,9 +23,10 @@ import torchsci
 from torchsci.cli import main
 from torchsci.errors import CheckpointError, DataError, TorchsciError
 from torchsci_physics import reading
-from torchsci_physics.data import PARTICLE_NAMES, RootDataset, RootSpec, _expressions
+from torchsci_physics.data import PARTICLE_NAMES, RootDataset, RootSpec
 from torchsci_physics.datasets import QG_ISSUE96
 from torchsci_physics.expressions import MAX_DEPTH, ExpressionError, check, evaluate, names_in
+from torchsci_physics.spec import expressions_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +79,7 @@ def synthetic(tmp_path_factory):
 
 def _spec_expressions(spec):
     spec = RootSpec(files=[], **spec)
-    return [e for obj in (spec.objects or [None]) for e in _expressions(spec, obj, True)]
+    return [e for obj in (spec.objects or [None]) for e in expressions_for(spec, obj, True)]
 
 
 def _config_specs():
