@@ -47,9 +47,10 @@ from torchsci_chem.molecules import (  # noqa: F401 (re-exported)
     describe_invalid,
     parse_smiles,
 )
+from torchsci_chem.standardize import STEPS
 
 _BLOCK = 2048
-STANDARDIZE_STEPS = ("cleanup", "largest_fragment", "organic_fragment", "neutralize", "tautomer", "no_stereo")
+STANDARDIZE_STEPS = STEPS
 """Standardisation step names (see :mod:`torchsci_chem.standardize`), applied in this order."""
 
 

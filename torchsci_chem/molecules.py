@@ -30,6 +30,28 @@ class _Invalid(Exception):
 
 
 def describe_invalid(invalid: Sequence[InvalidMolecule], source: str = "input", limit: int = 20) -> str:
+    """One message listing molecules that could not be featurised: row, SMILES and reason, at most ``limit`` rows.
+
+    Parameters
+    ----------
+    invalid
+        The refused molecules, as :func:`torchsci_chem.featurize.featurize` records them.
+    source
+        What they came from (a file name), for the message's first line.
+    limit
+        Rows listed before "... and N more".
+
+    Returns
+    -------
+    str
+        The message; empty when nothing was refused.
+
+    Examples
+    --------
+    >>> print(describe_invalid([InvalidMolecule(3, "C1CC", "unclosed ring")], source="mols.csv"))
+    1 molecule(s) in mols.csv could not be featurised:
+      row 3: 'C1CC': unclosed ring
+    """
     if not invalid:
         return ""
     lines = [f"  row {r.row}: {r.smiles!r}: {r.reason}" for r in invalid[:limit]]
