@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import inspect
 import json
 import os
 import re
@@ -51,8 +52,8 @@ STAGES = (
     ("torchsci_neuro.inference", "fit_template", "prior fit + header check", 1),
     ("torchsci_neuro.inference", "quality_score", "quality", 1),
     ("torchsci_neuro.inference", "labels_on_scan_grid", "back to the input grid", 1),
-    ("torchsci_neuro.masks", "resample_box", "resample probabilities (box)", 2),
-    ("torchsci_neuro.masks", "postprocess", "labels, largest component, hole fill", 2),
+    ("torchsci_neuro.masks", "resample_box_slabs", "resample probabilities (slabs)", 2),
+    ("torchsci_neuro.masks", "clean_labels", "largest component, hole fill", 2),
     ("torchsci_neuro.inference", "back_to_scan", "uncrop + reorient back", 1),
     ("torchsci_neuro.inference", "_output_image", "output image", 1),
 )
@@ -104,10 +105,25 @@ class StageClock:
                 record["peak"], record["start_rss"] = current["peak"], rss
 
     def wrap(self, function: Callable, name: str, depth: int) -> Callable:
+        if inspect.isgeneratorfunction(function):  # time the work of each item, not the generator's creation
+
+            @functools.wraps(function)
+            def timed_items(*args, **kwargs):
+                items = function(*args, **kwargs)
+                while True:
+                    with self.stage(name, depth):
+                        item = next(items, StopIteration)
+                    if item is StopIteration:
+                        return
+                    yield item
+
+            return timed_items
+
         @functools.wraps(function)
         def timed(*args, **kwargs):
             with self.stage(name, depth):
                 return function(*args, **kwargs)
+
         return timed
 
 

@@ -12,7 +12,7 @@ its own axes, as it saw rotated scans in training.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -125,23 +125,71 @@ def resample_box(probs: torch.Tensor, model_shape: Sequence[int], box: Sequence[
 
     Equal to ``F.interpolate(..., mode="trilinear", align_corners=False)`` of the whole model grid inside
     the box, without ever holding the whole canonical grid's probabilities (4 x 512^3 floats is 2 GiB).
+    :func:`resample_box_slabs` gives the same values a slab at a time.
 
     Returns
     -------
     tuple
         The resampled ``(C, ...)`` probabilities and the canonical slices they fill.
+
+    Examples
+    --------
+    >>> probs = torch.rand(2, 6, 7, 8)
+    >>> out, where = resample_box(probs[:, 1:4], (6, 7, 8), (slice(1, 4), slice(0, 7), slice(0, 8)), (12, 14, 16))
+    >>> full = F.interpolate(probs[None], size=(12, 14, 16), mode="trilinear", align_corners=False)[0]
+    >>> bool(torch.allclose(out, full[(slice(None), *where)]))
+    True
     """
-    out_box = []
-    for axis, (source, target, sl) in enumerate(zip(model_shape, canonical_shape, box, strict=True)):
-        lo, hi, index, weight = _interpolation_axis(int(source), int(target), sl.start, sl.stop)
-        shape = [1] * probs.ndim
-        shape[axis + 1] = -1
-        w = torch.from_numpy(weight).view(shape).to(probs.dtype)
-        first = probs.index_select(axis + 1, torch.from_numpy(index[0]))
-        second = probs.index_select(axis + 1, torch.from_numpy(index[1]))
-        probs = first + (second - first) * w
-        out_box.append(slice(lo, hi))
-    return probs, tuple(out_box)
+    slabs = list(resample_box_slabs(probs, model_shape, box, canonical_shape, slab=max(int(canonical_shape[0]), 1)))
+    return slabs[0][1], slabs[0][0]
+
+
+def resample_box_slabs(probs: torch.Tensor, model_shape: Sequence[int], box: Sequence[slice],
+                       canonical_shape: Sequence[int], slab: int = 8) -> Iterator[tuple[tuple[slice, ...], torch.Tensor]]:
+    """:func:`resample_box`, ``slab`` canonical voxels of the first axis at a time.
+
+    Each slab's values are the very numbers :func:`resample_box` computes for those voxels (the same
+    operations in the same order), but the temporaries are a slab's, not the whole box's: on a 1 mm scan the
+    4-class probabilities of a head's box are several hundred MB per copy and the resampling made three.
+
+    Yields
+    ------
+    tuple
+        The canonical slices a slab fills and its ``(C, ...)`` probabilities.
+    """
+    axes = [_interpolation_axis(int(source), int(target), sl.start, sl.stop)
+            for source, target, sl in zip(model_shape, canonical_shape, box, strict=True)]
+    lo, hi, index, weight = axes[0]
+    index_tensor, weight_tensor = torch.from_numpy(index), torch.from_numpy(weight).to(probs.dtype)
+    rest = [(slice(lo_, hi_), torch.from_numpy(index_), torch.from_numpy(weight_).to(probs.dtype))
+            for lo_, hi_, index_, weight_ in axes[1:]]
+    for first_row in range(0, hi - lo, slab):
+        rows = slice(first_row, min(first_row + slab, hi - lo))
+        part = _lerp(probs, 1, index_tensor[:, rows], weight_tensor[rows])
+        for axis, (_, index_, weight_) in enumerate(rest, start=2):
+            part = _lerp(part, axis, index_, weight_)
+        yield (slice(lo + rows.start, lo + rows.stop), *(sl for sl, _, _ in rest)), part
+
+
+def covered_box(model_shape: Sequence[int], box: Sequence[slice], canonical_shape: Sequence[int]) -> tuple[slice, ...]:
+    """The canonical slices that :func:`resample_box` fills from ``box`` of the model grid.
+
+    Examples
+    --------
+    >>> covered_box((10, 10, 10), (slice(2, 5), slice(0, 10), slice(0, 10)), (20, 20, 20))
+    (slice(5, 9, None), slice(0, 20, None), slice(0, 20, None))
+    """
+    return tuple(slice(*_interpolation_axis(int(source), int(target), sl.start, sl.stop)[:2])
+                 for source, target, sl in zip(model_shape, canonical_shape, box, strict=True))
+
+
+def _lerp(values: torch.Tensor, dim: int, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation along ``dim`` between ``index[0]`` and ``index[1]`` with ``weight`` on the second."""
+    shape = [1] * values.ndim
+    shape[dim] = -1
+    first = values.index_select(dim, index[0])
+    second = values.index_select(dim, index[1])
+    return first + (second - first) * weight.view(shape)
 
 
 def back_to_scan(labels: np.ndarray, probs: np.ndarray | None, canonical_shape: Sequence[int],
