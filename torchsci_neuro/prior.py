@@ -53,9 +53,10 @@ def _template_brain() -> tuple[torch.Tensor, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def _template_white_matter() -> torch.Tensor:
     """The MNI white-matter probability (nilearn's map) as 6 mm block averages, on :func:`_template_brain`'s grid."""
-    from torchsci_neuro.templates import _load_maps
+    import nibabel as nib
 
-    wm = _load_maps()[2]
+    # Only the white-matter file, read as _load_maps() reads it (the same float32 values), not all three maps.
+    wm = np.asarray(nib.load(str(template_path("wm"))).dataobj, dtype=np.float32) / 255.0
     step = int(_FIT_SPACING_MM)
     shape = [n // step for n in wm.shape]
     blocks = wm[: shape[0] * step, : shape[1] * step, : shape[2] * step]
