@@ -113,6 +113,18 @@ class BrainFit:
     white_matter: np.ndarray | None = None
 
 
+def _adam_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, lr: float,
+               step: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    """One step of ``torch.optim.Adam`` with its defaults, in place: the operations of its single-tensor
+    update in the same order, so the fit is the same to the last bit. ``torch.optim`` imports
+    ``torch._dynamo`` on first use, about a CPU second of every fresh process that segments one scan."""
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    step_size = lr / (1 - beta1**step)
+    denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
 def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: float = 6.0,
                     iterations: int = 80) -> np.ndarray:
     """Voxels where a brain can be, from the brain posterior ``(D, H, W)`` on a grid of ``spacing`` mm.
@@ -208,13 +220,15 @@ def fit_template(brain_probability: np.ndarray, spacing: float, margin_mm: float
         linear = start[0].clone().requires_grad_(True)
         shift = start[1].clone().requires_grad_(True)
         # Adam's steps are about lr in each parameter's own unit: 0.5 mm of shift, 0.005 of the matrix.
-        optimizer = torch.optim.Adam([{"params": [linear], "lr": 0.005}, {"params": [shift], "lr": 0.5}])
+        state = [(linear, 0.005, torch.zeros_like(linear), torch.zeros_like(linear)),
+                 (shift, 0.5, torch.zeros_like(shift), torch.zeros_like(shift))]
         loss = torch.zeros(())
-        for _ in range(steps):
-            optimizer.zero_grad()
+        for step in range(1, steps + 1):
             loss = ((warped(points, linear, shift) - goal) ** 2).mean()
-            loss.backward()
-            optimizer.step()
+            grads = torch.autograd.grad(loss, [linear, shift])
+            with torch.no_grad():
+                for (param, lr, exp_avg, exp_avg_sq), grad in zip(state, grads, strict=True):
+                    _adam_step(param, grad, exp_avg, exp_avg_sq, lr, float(step))
         return linear.detach(), shift.detach(), float(loss.detach())
 
     identity = np.eye(3)
