@@ -125,6 +125,19 @@ def _adam_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, e
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
+def _within(mask: np.ndarray, spacing: float, distance_mm: float) -> np.ndarray:
+    """Voxels within ``distance_mm`` of ``mask`` (``mask`` included): ``distance_transform_edt(~mask) <= distance_mm``
+    as a dilation by the ball of the offsets that close (the same float64 distances), about twice as fast on
+    a head's box. All True (no constraint) when ``mask`` is empty, where the distance transform measured from
+    a phantom voxel outside the array."""
+    if not mask.any():
+        return np.ones(mask.shape, dtype=bool)
+    radius = int(distance_mm // spacing)
+    offsets = np.indices((2 * radius + 1,) * 3) - radius
+    ball = np.sqrt(((offsets * float(spacing)) ** 2).sum(axis=0)) <= distance_mm
+    return ndi.binary_dilation(mask, ball)
+
+
 def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: float = 6.0,
                     iterations: int = 80) -> np.ndarray:
     """Voxels where a brain can be, from the brain posterior ``(D, H, W)`` on a grid of ``spacing`` mm.
@@ -253,5 +266,5 @@ def fit_template(brain_probability: np.ndarray, spacing: float, margin_mm: float
         points = grid_points(brain.shape, spacing, 0.0)
         full = warped(points, linear, shift).view(brain.shape).numpy() > 0.5
         white = warped(points, linear, shift, _template_white_matter()[None, None]).view(brain.shape).numpy()
-    return BrainFit(ndi.distance_transform_edt(~full, sampling=spacing) <= margin_mm, loss, orientation,
+    return BrainFit(_within(full, spacing, margin_mm), loss, orientation,
                     {k: round(v, 5) for k, v in losses.items()}, white)
