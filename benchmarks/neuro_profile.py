@@ -138,7 +138,10 @@ def one_run(scan: str, save: str | None) -> dict:
     inference = importlib.import_module("torchsci_neuro.inference")
     clock = StageClock()
     for module_name, function_name, name, depth in STAGES:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:  # an older layout of the code (before inference.py was split): no such stage
+            continue
         if hasattr(module, function_name):
             setattr(module, function_name, clock.wrap(getattr(module, function_name), name, depth))
     with clock.stage("segment() total", 0):
