@@ -146,7 +146,7 @@ def fit_brain_prior(brain_probability: np.ndarray, spacing: float, margin_mm: fl
     ----------
     brain_probability
         Posterior of "not background" on the model grid, axes in RAS order (as
-        :func:`~torchsci_neuro.inference.canonical` gives them).
+        :func:`~torchsci_neuro.grid.canonical` gives them).
     spacing
         Voxel edge of that grid in mm.
     margin_mm
