@@ -90,6 +90,14 @@ class UNet3D(nn.Module):
         skips.pop()
         for decoder in self.decoders:
             skip = skips.pop()
+            if self.channels_last:
+                # Instance norm hands back contiguous tensors. Trilinear upsampling of bfloat16 runs about 4x faster
+                # in channels-last (0.24 -> 0.06 s for 2x16x48^3 on one core), and concatenating two channels-last
+                # tensors spares the decoder's convolution a reorder: a forward of 2x96^3 took 0.93 -> 0.73 CPU s.
+                # The convolutions and the concatenation give the same numbers in either layout; the upsampling
+                # differs by one bfloat16 ulp in about 1e-7 of its outputs (no label changed on four real scans).
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+                skip = skip.contiguous(memory_format=torch.channels_last_3d)
             x = F.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
             x = decoder(torch.cat([x, skip], dim=1))
         return self.head(x)

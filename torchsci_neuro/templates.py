@@ -16,7 +16,7 @@ Nothing is downloaded: the files are located inside the installed nilearn packag
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,14 +107,15 @@ def template_path(kind: str) -> Path:
     """
     if kind not in _FILES:
         raise DataError(f"template kind {kind!r}: choose one of {', '.join(_FILES)}.")
-    try:
-        root = importlib.resources.files("nilearn.datasets") / "data"
-    except ModuleNotFoundError as exc:
+    # find_spec locates the package without importing it: importing nilearn.datasets (pandas, sklearn, ...)
+    # cost about a CPU second of every segment() call's fresh process.
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
         raise DataError(
             "the MNI152 template ships inside the nilearn package, which is not installed; "
             "run `pip install torchsci[neuro]` (or `pip install nilearn`)."
-        ) from exc
-    path = Path(str(root / _FILES[kind]))
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / _FILES[kind]
     if not path.is_file():
         raise DataError(f"{path} is missing from the installed nilearn package; reinstall it "
                         "(`pip install --force-reinstall nilearn`).")

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torchsci.errors import ConfigError
@@ -154,6 +155,41 @@ def test_postprocess_in_the_bounding_box_equals_the_whole_grid():
         want = ndi.binary_fill_holes(components == sizes.argmax())
         np.testing.assert_array_equal(postprocess(probs, "brain_mask").astype(bool), want)
     assert not postprocess(np.stack([np.ones((5, 5, 5)), np.zeros((5, 5, 5))]), "brain_mask").any()
+
+
+@pytest.mark.parametrize("task", ["tissue", "brain_mask"])
+def test_labels_from_the_brains_reach_equal_labels_from_the_whole_box(task):
+    """Without probabilities, only the model voxels that could be brain are resampled, a slab at a time; the
+    labels must equal those of the whole head box resampled at once (F.interpolate) and post-processed."""
+    from scipy import ndimage as ndi
+
+    from torchsci_neuro.grid import RAS
+    from torchsci_neuro.masks import labels_on_scan_grid
+
+    rng = np.random.default_rng(1)
+    model_shape, canonical_shape = (30, 34, 26), (61, 67, 53)  # odd sizes: scale factors of 1.97-2.04
+    box = (slice(3, 28), slice(0, 34), slice(2, 24))
+    tissue = torch.from_numpy(ndi.gaussian_filter(rng.normal(size=(3, *model_shape)), sigma=(0, 2, 2, 2)) * 6.0)
+    radius = np.abs(np.indices(model_shape) - np.array([15.3, 17.6, 12.8])[:, None, None, None]).max(axis=0)
+    background = torch.from_numpy(1.0 / (1.0 + np.exp(-1.3 * (radius - 8.0))))  # a cube, soft over a few voxels
+    probs = torch.cat([background[None], (1.0 - background) * tissue.softmax(dim=0)]).float()
+    if task == "brain_mask":
+        probs = torch.stack([probs[0], probs[1:].sum(dim=0)])
+    inside = probs[(slice(None), *box)]
+    whole = F.interpolate(probs[None], size=canonical_shape, mode="trilinear", align_corners=False)[0]
+    from torchsci_neuro.grid import covered_box
+
+    where = covered_box(model_shape, box, canonical_shape)
+    want = np.zeros(canonical_shape, np.uint8)
+    want[where] = postprocess(whole[(slice(None), *where)].numpy(), task)
+    assert 0.01 < (want > 0).mean() < 0.5
+    labels, none = labels_on_scan_grid(inside, canonical_shape, RAS, task, model_shape=model_shape, box=box)
+    assert none is None
+    np.testing.assert_array_equal(labels, want)
+    labels, full = labels_on_scan_grid(inside, canonical_shape, RAS, task, with_probabilities=True,
+                                       model_shape=model_shape, box=box)
+    np.testing.assert_array_equal(labels, want)
+    np.testing.assert_allclose(full[(slice(None), *where)], whole[(slice(None), *where)].numpy(), atol=1e-6)
 
 
 def test_precision_auto_follows_the_hardware_and_bf16_agrees_with_float32():

@@ -97,3 +97,20 @@ def test_segment_warns_once_naming_the_file_and_the_voxel_axis(mni_2mm, tmp_path
     message = str(header[0].message)
     assert str(bad) in message and "anterior-posterior axis is flipped" in message and "voxel axis 1" in message
     assert labels.shape == las.shape and (np.asarray(labels.dataobj) > 0).sum() > 1000  # labels still come back
+
+
+@pytest.mark.parametrize(("spacing", "distance"), [(2.0, 6.0), (1.0, 6.0), (1.5, 4.0), (3.0, 6.0)])
+def test_the_allowed_margin_is_the_distance_transform_s(spacing, distance):
+    """The prior's margin is a dilation by a ball (faster); it must select exactly the voxels the Euclidean
+    distance transform puts within the margin, ties on the ball's surface included."""
+    from scipy import ndimage as ndi
+
+    from torchsci_neuro.prior import _within
+
+    rng = np.random.default_rng(int(spacing * 10 + distance))
+    mask = ndi.binary_opening(rng.random((40, 45, 38)) > 0.6) | (rng.random((40, 45, 38)) > 0.999)
+    mask[:, :, :20] = False  # a flat face, where offsets exactly at the margin decide
+    want = ndi.distance_transform_edt(~mask, sampling=spacing) <= distance
+    assert 0.05 < want.mean() < 0.95
+    np.testing.assert_array_equal(_within(mask, spacing, distance), want)
+    assert _within(np.zeros((5, 5, 5), bool), spacing, distance).all()
