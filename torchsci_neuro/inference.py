@@ -34,7 +34,7 @@ from torchsci_neuro.grid import (
 from torchsci_neuro.io import Scan, load_scan
 from torchsci_neuro.masks import labels_on_scan_grid, postprocess
 from torchsci_neuro.prior import ORIENTATION_CANDIDATES, BrainFit, HeaderOrientationWarning, fit_template
-from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning, quality_score
+from torchsci_neuro.quality import QUALITY_THRESHOLD, LowQualityWarning, inside_field_of_view, quality_score
 from torchsci_neuro.windows import gaussian_importance, head_box, sliding_window_probabilities, window_starts
 
 __all__ = ["LABEL_NAMES", "PRETRAINED_MODEL", "TASKS", "back_to_scan", "canonical", "gaussian_importance", "head_box",
@@ -218,7 +218,8 @@ def segment(scan: str | os.PathLike | nib.spatialimages.SpatialImage | Scan, tas
         background = torch.zeros(probs.shape[0], 1, 1, 1, device=probs.device)
         background[0] = 1.0
         probs = torch.where(allowed, probs.float(), background)  # out of place: probs is an inference tensor
-    quality = (quality_score(grid[box], probs, spacing ** 3 / 1000.0, template_white_matter=fit.white_matter)
+    quality = (quality_score(grid[box], probs, spacing ** 3 / 1000.0, template_white_matter=fit.white_matter,
+                             inside=inside_field_of_view(box, grid.shape, spacing))
                if probs.shape[0] == 4 else None)
     labels, probs = labels_on_scan_grid(probs, region.shape, RAS, task, with_probabilities=probabilities,
                                         model_shape=grid.shape, box=box)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the networks need torch only, so a benchmark peer's environ
 TISSUE_WEIGHTS = {
     "package": "torchsci_neuro",
     "resource": "weights/unet3d-tissue.safetensors",
-    "sha256": "6c9320e0393b24c630308665bf6db1d1aa8b075b8488df83ad66d338d2997280",
+    "sha256": "62bdb1053f524254808b49f863e096222d028ef56f2db89ad6daab560002e634",
     "kwargs": {"channels": [8, 16, 32, 64], "channels_last": True},
     "description": "T1 brain tissue (0 background, 1 CSF, 2 GM, 3 WM) at 2 mm, trained on synthetic scans "
                    "generated from the MNI152 2009a template; see torchsci_neuro/weights/MODEL_CARD.md",

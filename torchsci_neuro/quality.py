@@ -50,8 +50,35 @@ def _ramp(value: float, zero: float, one: float) -> float:
 DEEP_WHITE_MATTER = 0.8
 
 
+def _median_intensity(image: np.ndarray, tissue: np.ndarray, inside: np.ndarray | None) -> float:
+    if inside is not None and (tissue & inside).sum() > 50:
+        tissue = tissue & inside
+    return float(np.median(image[tissue])) if tissue.sum() > 50 else float("nan")
+
+
+def inside_field_of_view(box: tuple[slice, ...], shape: tuple[int, ...], spacing: float,
+                         margin_mm: float = 10.0) -> np.ndarray:
+    """The voxels of ``box`` (a region of a grid of ``shape``) at least ``margin_mm`` from every face of the grid.
+
+    Examples
+    --------
+    >>> inside = inside_field_of_view((slice(0, 10), slice(2, 8)), (10, 10), spacing=2.0, margin_mm=4.0)
+    >>> inside.shape, int(inside.sum()), bool(inside[0, 0]), bool(inside[5, 3])
+    ((10, 6), 36, False, True)
+    """
+    axes = []
+    for sl, n in zip(box, shape, strict=True):
+        index = np.arange(sl.start or 0, n if sl.stop is None else sl.stop)
+        axes.append(np.minimum(index, n - 1 - index) * spacing >= margin_mm)
+    inside = np.ones([len(a) for a in axes], bool)
+    for axis, keep in enumerate(axes):  # each axis' mask shaped to broadcast along the others
+        inside &= keep.reshape([-1 if a == axis else 1 for a in range(len(axes))])
+    return inside
+
+
 def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml: float,
-                  template_white_matter: np.ndarray | None = None) -> dict[str, float]:
+                  template_white_matter: np.ndarray | None = None,
+                  inside: np.ndarray | None = None) -> dict[str, float]:
     """Score how far a scan looks like a T1-weighted brain scan the model can segment (1 best, 0 worst).
 
     Parameters
@@ -65,6 +92,12 @@ def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml:
     template_white_matter
         The template's white-matter probability on the same grid (``BrainFit.white_matter`` of
         :func:`~torchsci_neuro.prior.fit_template`); ``None`` leaves ``white_matter_anatomy`` unjudged (1).
+    inside
+        Where the tissue intensities are read for ``t1_contrast`` (boolean, same grid): the voxels away
+        from the scan's field-of-view faces (:func:`inside_field_of_view`). Where a slab cuts the brain the
+        network has no context and labels the cut's rim as it would the brain's edge (CSF), which says
+        nothing about the contrast; a class with 50 voxels or fewer there is read everywhere. ``None``:
+        everywhere.
 
     Returns
     -------
@@ -86,7 +119,7 @@ def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml:
     top = probs.max(dim=0).values.numpy()
     brain = label > 0
     brain_ml = float(brain.sum()) * voxel_ml
-    medians = [float(np.median(image[label == k])) if (label == k).sum() > 50 else float("nan") for k in (1, 2, 3)]
+    medians = [_median_intensity(image, label == k, inside) for k in (1, 2, 3)]
     csf, gm, wm = medians
     confidence = float(top[brain].mean()) if brain.any() else 0.0
     deep = template_white_matter > DEEP_WHITE_MATTER if template_white_matter is not None else None
