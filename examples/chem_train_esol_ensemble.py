@@ -4,7 +4,9 @@ Five D-MPNNs with the named descriptor list ``rdkit2d-v1`` before the head, trai
 torchsci.Trainer on the same random 80/10/10 split (seed 0) of standardised ESOL molecules, each with its
 own initialisation seed; the checkpoint with the best validation RMSE of each is kept. The validation
 split then calibrates the conformal intervals and the in-domain threshold (both stored in the weight
-file with the training fingerprints); the test split is only reported.
+file with the training fingerprints); the test split is only reported. The recipe is the one of every
+shipped property model, examples/chem_train_property_ensemble.py, with ``esol`` fixed; this script takes
+the same options.
 
     # members can train in parallel processes, then one call assembles them
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python examples/chem_train_esol_ensemble.py --out /tmp/esol --member 0
@@ -14,110 +16,12 @@ file with the training fingerprints); the test split is only reported.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from safetensors.torch import save_file
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torchsci
-from torchsci.registry import registry
-from torchsci_chem.domain import choose_threshold, nearest_similarity, packed_fingerprints
-from torchsci_chem.featurize import parse_smiles
-from torchsci_chem.inference import member_predictions
-from torchsci_chem.standardize import DEFAULT_STANDARDIZE
-from torchsci_chem.uncertainty import calibrate, interval, spread
-
-RECIPE = {"members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200, "epochs": 30,
-          "batch_size": 50, "lr": 1e-3, "scheduler": "cosine", "split": "random", "split_seed": 0,
-          "extra": "rdkit2d-v1", "standardize": list(DEFAULT_STANDARDIZE), "domain_coverage": 0.95}
-ARCH = ("hidden", "depth", "readout", "ffn_hidden")
-
-
-def dataset():
-    return registry.create_dataset("chem/esol", split=RECIPE["split"], seed=RECIPE["split_seed"],
-                                   extra=RECIPE["extra"], standardize=RECIPE["standardize"])
-
-
-def train_member(k: int, out: Path) -> None:
-    data = dataset()
-    torch.manual_seed(k)
-    model = torchsci.create_model("chem/dmpnn", **{a: RECIPE[a] for a in ARCH}, **data.model_kwargs)
-    trainer = torchsci.Trainer(max_epochs=RECIPE["epochs"], batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
-                               scheduler=RECIPE["scheduler"], seed=k, device="cpu", run_dir=out / f"member{k}",
-                               verbose=False, tensorboard=False)
-    run = trainer.fit(model, registry.create_task("chem/property"), data.train, val_data=data.val,
-                      collate_fn=data.collate_fn)
-    save_file({n: t.contiguous() for n, t in torchsci.load_model(run.best_checkpoint).state_dict().items()},
-              out / f"member{k}.safetensors")
-    print(f"member {k}: best val RMSE {run.best_score:.3f}", flush=True)
-
-
-def assemble(out: Path) -> None:
-    from safetensors.torch import load_file
-
-    data = dataset()
-    train_smiles = [data.train.smiles[i] for i in range(len(data.train))]
-    kwargs = {"members": RECIPE["members"], "calibration_size": len(data.val), "domain_size": len(train_smiles),
-              **{a: RECIPE[a] for a in ARCH}, **data.model_kwargs}
-    ensemble = torchsci.create_model("chem/dmpnn_ensemble", **kwargs).eval()
-    for k in range(RECIPE["members"]):
-        ensemble.members[k].load_state_dict(load_file(out / f"member{k}.safetensors"))
-    steps = RECIPE["standardize"]
-    fingerprints = packed_fingerprints([parse_smiles(s, steps) for s in train_smiles])
-    ensemble.domain_fingerprints.copy_(torch.from_numpy(fingerprints))
-
-    def evaluate(part):
-        members, variances = member_predictions(ensemble, part.smiles, steps)
-        mean, sigma = spread(members, variances)
-        similarity = nearest_similarity(packed_fingerprints([parse_smiles(s, steps) for s in part.smiles]),
-                                        fingerprints)
-        return part.targets[:, 0].astype(np.float64), mean[:, 0], sigma[:, 0], members[:, :, 0], similarity
-
-    y_val, mu_val, sigma_val, _, sim_val = evaluate(data.val)
-    scores, beta = calibrate(y_val, mu_val, sigma_val)
-    ensemble.conformal_scores.copy_(torch.from_numpy(scores))
-    ensemble.conformal_beta.fill_(beta)
-    threshold = choose_threshold(sim_val, RECIPE["domain_coverage"])
-    ensemble.domain_threshold.fill_(threshold)
-    y, mu, sigma, members, sim = evaluate(data.test)
-    rmse = lambda p: float(np.sqrt(np.mean((p - y) ** 2)))  # noqa: E731
-    lo, hi = interval(mu, sigma, scores, beta, 0.9)
-    path = out / "esol-dmpnn-rdkit2d.safetensors"
-    save_file({n: t.contiguous() for n, t in ensemble.state_dict().items()}, path)
-    summary = {"recipe": RECIPE, "kwargs": kwargs, "n_train": len(data.train), "n_val": len(data.val),
-               "n_test": len(data.test), "val_rmse_ensemble": float(np.sqrt(np.mean((mu_val - y_val) ** 2))),
-               "test_rmse_ensemble": rmse(mu), "test_mae_ensemble": float(np.mean(np.abs(mu - y))),
-               "test_rmse_members": [rmse(m) for m in members], "conformal_beta": beta,
-               "test_coverage_90": float(np.mean((y >= lo) & (y <= hi))), "test_mean_width_90": float(np.mean(hi - lo)),
-               "domain_threshold": threshold, "test_in_domain": float(np.mean(sim >= threshold)),
-               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: v for k, v in summary.items() if k != "kwargs"}, indent=1))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default="runs/esol-ensemble")
-    parser.add_argument("--member", type=int, help="train this member only")
-    parser.add_argument("--assemble", action="store_true", help="build the ensemble file from trained members")
-    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"], help="(smoke tests only)")
-    args = parser.parse_args()
-    out = Path(args.out)
-    RECIPE["epochs"] = args.epochs
-    out.mkdir(parents=True, exist_ok=True)
-    if args.member is not None:
-        train_member(args.member, out)
-    if args.assemble:
-        assemble(out)
-    if args.member is None and not args.assemble:
-        for k in range(RECIPE["members"]):
-            train_member(k, out)
-        assemble(out)
-
+from chem_train_property_ensemble import main  # noqa: E402  (the sibling script, found through the line above)
 
 if __name__ == "__main__":
-    main()
+    main(fixed_property="esol", prog="chem_train_esol_ensemble.py")

@@ -1,12 +1,15 @@
-"""The recipe of the shipped Lipophilicity and FreeSolv models (``model="lipo"`` / ``model="freesolv"``;
-torchsci_chem/weights/{lipo,freesolv}-dmpnn-rdkit2d.safetensors; see MODEL_CARD_lipo.md, MODEL_CARD_freesolv.md).
+"""The recipe of the shipped property models: ``model="esol"``, ``"lipo"`` and ``"freesolv"``
+(torchsci_chem/weights/{esol,lipo,freesolv}-dmpnn-rdkit2d.safetensors; MODEL_CARD.md, MODEL_CARD_lipo.md,
+MODEL_CARD_freesolv.md).
 
-The ESOL recipe (examples/chem_train_esol_ensemble.py) on a scaffold-balanced 80/10/10 split (seed 0):
-D-MPNNs with the named descriptor list ``rdkit2d-v1`` before the head, on standardised molecules, each
-member with its own initialisation seed, the best-validation checkpoint kept. The validation split calibrates
-the conformal intervals and the in-domain threshold; the test split (scaffolds unseen in training) is only
-reported, against chemprop on the same split by benchmarks/chem_lipo_freesolv.py.
+D-MPNNs with the named descriptor list ``rdkit2d-v1`` before the head, on standardised molecules, trained
+through torchsci.Trainer, each member with its own initialisation seed, the best-validation checkpoint kept.
+ESOL uses a random 80/10/10 split (seed 0), Lipophilicity and FreeSolv a scaffold-balanced one (seed 0).
+The validation split calibrates the conformal intervals and the in-domain threshold, both stored in the
+weight file with the training fingerprints; the test split is only reported (against chemprop:
+benchmarks/chem_lipo_freesolv.py; ESOL's external set: benchmarks/chem_external.py).
 
+    # members can train in separate processes, then one call assembles them
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python examples/chem_train_property_ensemble.py lipo --out /tmp/lipo --member 0
     ...
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python examples/chem_train_property_ensemble.py lipo --out /tmp/lipo --assemble
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import torchsci
 from torchsci.registry import registry
@@ -32,6 +35,7 @@ from torchsci_chem.inference import member_predictions
 from torchsci_chem.standardize import DEFAULT_STANDARDIZE
 from torchsci_chem.uncertainty import calibrate, interval, spread
 
+SPLITS = {"esol": "random", "lipo": "scaffold", "freesolv": "scaffold"}
 RECIPE = {"property": "lipo", "members": 5, "hidden": 200, "depth": 3, "readout": "mean", "ffn_hidden": 200, "epochs": 30,
           "batch_size": 50, "lr": 1e-3, "scheduler": "cosine", "split": "scaffold", "split_seed": 0,
           "extra": "rdkit2d-v1", "standardize": list(DEFAULT_STANDARDIZE), "domain_coverage": 0.95}
@@ -59,15 +63,13 @@ def train_member(k: int, out: Path) -> None:
 
 
 def assemble(out: Path) -> None:
-    from safetensors.torch import load_file
-
     data = dataset()
     train_smiles = [data.train.smiles[i] for i in range(len(data.train))]
     kwargs = {"members": RECIPE["members"], "calibration_size": len(data.val), "domain_size": len(train_smiles),
               **{a: RECIPE[a] for a in ARCH}, **data.model_kwargs}
     ensemble = torchsci.create_model("chem/dmpnn_ensemble", **kwargs).eval()
-    for k in range(RECIPE["members"]):
-        ensemble.members[k].load_state_dict(load_file(out / f"member{k}.safetensors"))
+    for k, member in enumerate(ensemble.members):
+        member.load_state_dict(load_file(out / f"member{k}.safetensors"))
     steps = RECIPE["standardize"]
     fingerprints = packed_fingerprints([parse_smiles(s, steps) for s in train_smiles])
     ensemble.domain_fingerprints.copy_(torch.from_numpy(fingerprints))
@@ -90,8 +92,8 @@ def assemble(out: Path) -> None:
     lo, hi = interval(mu, sigma, scores, beta, 0.9)
     path = out / f"{RECIPE['property']}-dmpnn-rdkit2d.safetensors"
     save_file({n: t.contiguous() for n, t in ensemble.state_dict().items()}, path)
-    summary = {"recipe": RECIPE, "kwargs": kwargs, "n_train": len(data.train), "n_val": len(data.val),
-               "n_test": len(data.test), "val_rmse_ensemble": float(np.sqrt(np.mean((mu_val - y_val) ** 2))),
+    summary = {"recipe": RECIPE, "kwargs": kwargs, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+               "val_rmse_ensemble": float(np.sqrt(np.mean((mu_val - y_val) ** 2))),
                "test_rmse_ensemble": rmse(mu), "test_mae_ensemble": float(np.mean(np.abs(mu - y))),
                "test_rmse_members": [rmse(m) for m in members], "conformal_beta": beta,
                "test_coverage_90": float(np.mean((y >= lo) & (y <= hi))), "test_mean_width_90": float(np.mean(hi - lo)),
@@ -101,17 +103,24 @@ def assemble(out: Path) -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "kwargs"}, indent=1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("property", choices=["lipo", "freesolv"])
-    parser.add_argument("--members", type=int, default=RECIPE["members"])
-    parser.add_argument("--out", default="runs/property-ensemble")
-    parser.add_argument("--member", type=int, help="train this member only")
-    parser.add_argument("--assemble", action="store_true", help="build the ensemble file from trained members")
-    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"], help="(smoke tests only)")
-    args = parser.parse_args()
+def parser(prog: str | None = None, fixed_property: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``fixed_property`` drops the positional (examples/chem_train_esol_ensemble.py)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    if fixed_property is None:
+        p.add_argument("property", choices=sorted(SPLITS))
+    p.add_argument("--members", type=int, default=RECIPE["members"])
+    p.add_argument("--out", default=f"runs/{fixed_property or 'property'}-ensemble")
+    p.add_argument("--member", type=int, help="train this member only")
+    p.add_argument("--assemble", action="store_true", help="build the ensemble file from trained members")
+    p.add_argument("--epochs", type=int, default=RECIPE["epochs"], help="(smoke tests only)")
+    return p
+
+
+def main(argv: list[str] | None = None, fixed_property: str | None = None, prog: str | None = None) -> None:
+    args = parser(prog, fixed_property).parse_args(argv)
+    name = fixed_property or args.property
     out = Path(args.out)
-    RECIPE.update(epochs=args.epochs, property=args.property, members=args.members)
+    RECIPE.update(epochs=args.epochs, property=name, members=args.members, split=SPLITS[name])
     out.mkdir(parents=True, exist_ok=True)
     if args.member is not None:
         train_member(args.member, out)

@@ -34,7 +34,8 @@ from torchsci_chem.featurize import (
     molecule_features,
 )
 
-PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol"), "freesolv": ("chem/dmpnn_ensemble", "freesolv")}
+PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol"), "freesolv": ("chem/dmpnn_ensemble", "freesolv"),
+              "lipo": ("chem/dmpnn_ensemble", "lipo")}
 """Shipped models by short name: (registered model, pretrained tag)."""
 
 
@@ -100,8 +101,8 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     smiles
         The molecules; a single string is one molecule (its result still has a leading axis of length 1).
     model
-        ``"esol"`` (aqueous solubility, log10 mol/L), ``"freesolv"`` (hydration free energy, kcal/mol), a
-        Trainer checkpoint path, or a model.
+        ``"esol"`` (aqueous solubility, log10 mol/L), ``"freesolv"`` (hydration free energy, kcal/mol),
+        ``"lipo"`` (octanol/water logD at pH 7.4), a Trainer checkpoint path, or a model.
     return_std
         Also return the standard deviation across ensemble members (ensembles only; other models
         raise :class:`torchsci.ConfigError` because they have no uncertainty estimate).

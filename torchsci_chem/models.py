@@ -332,7 +332,9 @@ def _property_weights(name: str, members: int, sha256: str, calibration_size: in
 
 FREESOLV_WEIGHTS = _property_weights("freesolv", 5, "5e75184389011d8a5d6db05bc1bc0088aab0d56c2ab3c50553cae6521e634b13", 64, 514,
                                      "FreeSolv hydration free energy (kcal/mol)")
-PROPERTY_WEIGHTS = {"esol": ESOL_WEIGHTS, "freesolv": FREESOLV_WEIGHTS}
+LIPO_WEIGHTS = _property_weights("lipo", 5, "5a4e327dd7ce9882b5c9ba1186a7b20cb1cf4abcb558227f65abf43fdbbf731b", 420, 3360,
+                                 "Lipophilicity: octanol/water distribution coefficient logD at pH 7.4")
+PROPERTY_WEIGHTS = {"esol": ESOL_WEIGHTS, "freesolv": FREESOLV_WEIGHTS, "lipo": LIPO_WEIGHTS}
 """The shipped models' weights by short name (``torchsci_chem.predict(..., model=name)``)."""
 
 

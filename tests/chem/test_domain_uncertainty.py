@@ -115,3 +115,26 @@ def test_cli_predict_writes_intervals_domain_and_flags(tmp_path, capsys):
     assert {"metal", "inorganic"} <= set(rows[1]["flags"].split()) and rows[2]["standardized_smiles"] == "CC(=O)O"
     assert rows[0]["in_domain"] == "true" and float(rows[0]["nearest_similarity"]) > 0
     assert "cannot judge 2 of 3" in capsys.readouterr().err
+
+
+def test_structure_rules_equal_rdkits_per_atom_answers_on_esol_and_edge_cases():
+    # judge_mol reads atoms by index and checks elements with one substructure query (a speed-up);
+    # its answers must stay those of the plain per-atom rules
+    from torchsci_chem.domain import ELEMENTS, judge_mol
+
+    def per_atom(mol):
+        symbols = {a.GetSymbol() for a in mol.GetAtoms()} - set(ELEMENTS)
+        return len(Chem.GetMolFrags(mol)) > 1, sorted(symbols), any(a.GetNumRadicalElectrons() for a in mol.GetAtoms())
+
+    edge = ["[Na+].[Cl-]", "[CH3]", "C[Pt]", "*C", "[2H]C", "C[Si](C)(C)O", "[Se]1C=CC=C1", "[B-](F)(F)(F)F",
+            "C[As](C)C", "[O]", "c1ccccc1[Hg]Cl", "[H][H]"]
+    for smiles in _esol_smiles(1128) + edge:
+        mol = Chem.MolFromSmiles(smiles)
+        judged = judge_mol(mol)
+        mixture, others, radical = per_atom(mol)
+        assert ("salt or mixture" in judged.reason) == mixture, smiles
+        assert (f"contains {', '.join(others)} " in judged.reason) == bool(others), smiles
+        assert ("radical" in judged.reason) == radical, smiles
+    # deuterium, Si, Se and H2 are training elements; the rest is a salt, radical, ion or foreign element
+    assert [judge_mol(Chem.MolFromSmiles(s)).applicable for s in edge] == [
+        False, False, False, False, True, True, True, False, False, False, False, True]

@@ -178,3 +178,16 @@ def test_freesolv_shipped_model_gives_hydration_free_energies_with_intervals():
     out = torchsci_chem.predict(["C", "CCO", "OCCO"], model="freesolv", interval=0.9)
     assert out.value[0] > out.value[1] > out.value[2]
     assert ((out.lower < out.value) & (out.value < out.upper)).all() and out.in_domain.all()
+
+
+def test_lipo_shipped_model_on_its_scaffold_test_split():
+    from torchsci_chem.models import LIPO_WEIGHTS
+
+    assert hashlib.sha256(LIPO_WEIGHTS.path().read_bytes()).hexdigest() == LIPO_WEIGHTS.sha256
+    test = registry.create_dataset("chem/lipo").test  # scaffold-balanced, seed 0: the shipped model's split
+    y = test.targets[:, 0]
+    out = torchsci_chem.predict(test.smiles, model="lipo", interval=0.9)
+    assert len(y) == 420 and np.sqrt(np.mean((out.value - y) ** 2)) < 0.65  # 0.581 measured (MODEL_CARD_lipo.md)
+    covered = (y >= out.lower) & (y <= out.upper)
+    assert abs(covered.mean() - 0.9) < 0.045  # 3 binomial standard deviations for 420 molecules; 0.917 measured
+    assert 0.85 < out.in_domain.mean() < 0.99  # the threshold lets 95% of validation molecules in; 0.917 measured
