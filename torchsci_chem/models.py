@@ -352,7 +352,7 @@ def dmpnn(**kwargs: Any) -> DMPNN:
     return DMPNN(**kwargs)
 
 
-@forwards_to(DMPNN)
+@forwards_to(DMPNNEnsemble, DMPNN)
 def dmpnn_ensemble(members: int = 3, **kwargs: Any) -> DMPNNEnsemble:
     """``chem/dmpnn_ensemble``: :class:`DMPNNEnsemble`, the mean of ``members`` D-MPNNs with :class:`DMPNN`'s arguments."""
     return DMPNNEnsemble(members, **kwargs)

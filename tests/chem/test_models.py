@@ -139,3 +139,17 @@ def test_mean_variance_estimation_head_and_gaussian_nll():
     assert float(nll) == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="uncertainty"):
         DMPNN(uncertainty="evidential")
+
+
+def test_the_ensemble_factory_declares_every_argument_a_config_may_set():
+    # calibration_size / domain_size (the shipped models' conformal and domain buffers) were hidden behind **kwargs
+    # before, so a config could not set them and a typo of them was not caught
+    from torchsci.config import _check_kwargs
+    from torchsci.registry import registry
+
+    factory = registry.model_entry("chem/dmpnn_ensemble").factory
+    _check_kwargs(factory, {"members": 2, "calibration_size": 10, "domain_size": 5, "hidden": 64}, "model")
+    with pytest.raises(ConfigError, match="Did you mean calibration_size"):
+        _check_kwargs(factory, {"calibraton_size": 10}, "model")
+    model = factory(members=2, calibration_size=10, hidden=32)
+    assert model.conformal_scores.shape == (10,)
