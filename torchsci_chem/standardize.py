@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from torchsci.errors import ConfigError
@@ -98,6 +98,11 @@ def standardize_report(smiles: str, steps: Sequence[str] = DEFAULT_STANDARDIZE) 
     >>> standardize_report("C[C@@H](N)C(=O)O").changes
     ['no_stereo']
     """
+    with rdBase.BlockLogs():  # RDKit's standardiser logs six info lines per molecule; the report says what changed
+        return _standardize_report(smiles, steps)
+
+
+def _standardize_report(smiles: str, steps: Sequence[str]) -> StandardizationReport:
     mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
     if mol is None:
         return StandardizationReport(str(smiles), "", ["RDKit cannot parse it"], ["invalid"])

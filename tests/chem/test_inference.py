@@ -191,3 +191,18 @@ def test_lipo_shipped_model_on_its_scaffold_test_split():
     covered = (y >= out.lower) & (y <= out.upper)
     assert abs(covered.mean() - 0.9) < 0.045  # 3 binomial standard deviations for 420 molecules; 0.917 measured
     assert 0.85 < out.in_domain.mean() < 0.99  # the threshold lets 95% of validation molecules in; 0.917 measured
+
+
+def test_cli_predict_prints_no_rdkit_log_lines(tmp_path):
+    # RDKit's standardiser logged six info lines per molecule ("Running Normalizer", ...) to the terminal: a
+    # million-row predict would print six million; read both streams at the file-descriptor level (RDKit's C++ logs)
+    import subprocess
+    import sys
+
+    src = tmp_path / "mols.csv"
+    src.write_text("smiles\nCC(=O)[O-].[Na+]\nCCO\nc1ccccc1O\n")
+    done = subprocess.run([sys.executable, "-m", "torchsci.cli", "chem", "predict", "--model", "esol", str(src),
+                           "-o", str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Normalizer" not in done.stdout + done.stderr and "Uncharger" not in done.stdout + done.stderr
+    assert (tmp_path / "out.csv").read_text().count("\n") == 4
