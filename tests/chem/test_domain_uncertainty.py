@@ -85,7 +85,9 @@ def test_shipped_model_intervals_and_domain_on_its_own_test_split():
     y = data.test.targets[:, 0]
     out = torchsci_chem.predict(test_smiles, interval=0.9)
     covered = (y >= out.lower) & (y <= out.upper)
-    assert 0.8 <= covered.mean() <= 0.99  # 113 molecules: the binomial spread around 0.9 is about 0.03
+    # issue 14's target, within 0.03 of 0.90: a pin of the shipped calibration on a fixed split (0.912 = 103 of 113;
+    # benchmarks/README.md's not-shipped two-source calibration gives 0.938 here and fails)
+    assert abs(covered.mean() - 0.90) <= 0.03, covered.mean()
     assert (out.lower < out.value).all() and (out.value < out.upper).all()
     wide = torchsci_chem.predict(test_smiles, interval=0.99)
     assert (wide.upper - wide.lower > out.upper - out.lower).all()
