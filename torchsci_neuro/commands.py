@@ -94,7 +94,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                            participant_label=args.participant_label, session_label=args.session_label,
                            interval=args.interval, table=args.volumes, report=args.report, mirror=args.mirror,
                            overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
-                           progress=not args.quiet)
+                           progress=not args.quiet, refine=not args.no_refine)
     written = ", ".join(str(p) for p in (result.table, result.report) if p is not None)
     total = len(result.segmented) + len(result.skipped) + len(result.failed)
     print(f"{len(result.segmented)} segmented, {len(result.skipped)} already done, {len(result.failed)} failed "
@@ -118,7 +118,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", LowQualityWarning)  # reported below, once, in the command's words
         result = segment(scan, task=args.task, device=args.device, model=args.model, mirror=args.mirror,
                          overlap=args.overlap, batch_size=args.batch_size, precision=args.precision,
-                         progress=not args.quiet, probabilities=bool(args.probabilities))
+                         progress=not args.quiet, probabilities=bool(args.probabilities),
+                         refine=not args.no_refine)
     labels, probs = result if args.probabilities else (result, None)
     quality = labels.extra.get("quality")
     if quality is not None:
@@ -170,6 +171,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         "labels that do not depend on the machine")
     p.add_argument("--probabilities", default=None,
                    help="also write the class posteriors (4D float32, classes last) on the input grid to this NIfTI")
+    p.add_argument("--no-refine", action="store_true",
+                   help="keep the network's own tissue labels (at 2 mm, resampled) instead of refining them at the "
+                        "scan's resolution by its intensities; the brain mask is the same either way")
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2, nothing written) when the scan's quality score is below the threshold")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

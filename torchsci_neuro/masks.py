@@ -103,7 +103,8 @@ def _brain_reach(background: torch.Tensor, margin: int = 2) -> tuple[slice, ...]
 
 def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], ornt: np.ndarray, task: str,
                         with_probabilities: bool = False, model_shape: Sequence[int] | None = None,
-                        box: Sequence[slice] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                        box: Sequence[slice] | None = None, image: np.ndarray | None = None,
+                        voxel_size: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels and probabilities on the scan's own grid from ``(C, ...)`` probabilities on the model grid.
 
     The probabilities are resampled to the canonical grid of ``canonical_shape`` (see
@@ -111,6 +112,11 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
     to the scan's axis order ``ornt``. With ``model_shape`` and ``box``, ``probs`` covers only ``box`` of a
     model grid of ``model_shape`` (see :func:`~torchsci_neuro.windows.head_box`); everything outside it is
     background.
+
+    With ``image`` (the scan's intensities on the canonical grid) and ``voxel_size``, a tissue model's
+    labels inside the brain are refined at the scan's own resolution by its intensities
+    (:func:`~torchsci_neuro.refine.refine_tissue`); the brain mask is the same either way, and the returned
+    tissue probabilities are the refined ones (times the network's brain probability).
 
     Without ``with_probabilities``, only the box of model voxels that could be brain is resampled (the
     head's box holds skull, scalp and a margin of air around them), a slab at a time: the labels are those
@@ -146,15 +152,31 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
         shape = tuple(sl.stop - sl.start for sl in out_box)
         brain = np.zeros(shape, dtype=bool)
         tissue = None if task == "brain_mask" else np.zeros(shape, dtype=np.uint8)
+        refine = tissue is not None and image is not None and probs.shape[0] > 2
+        posteriors = np.zeros((probs.shape[0] - 1, *shape), dtype=np.float32) if refine else None
         for slices, part in resample_box_slabs(probs[(slice(None), *reach)], model_shape, where, canonical_shape):
             part = part.numpy()
             rows = slice(slices[0].start - out_box[0].start, slices[0].stop - out_box[0].start)
             brain[rows], slab_tissue = _voxel_labels(part, task)
             if tissue is not None:
                 tissue[rows] = slab_tissue
+            if posteriors is not None:
+                posteriors[:, rows] = part[1:]
             if full is not None:
                 full[(slice(None), *slices)] = part
         labels[out_box] = clean_labels(brain, tissue)
+        if posteriors is not None:
+            from torchsci_neuro.refine import refine_tissue  # lazy: only tissue labels with an image need it
+
+            inside = labels[out_box] > 0
+            refined = refine_tissue(image[out_box], inside, posteriors, voxel_size if voxel_size is not None
+                                    else (1.0, 1.0, 1.0))
+            labels[out_box] = np.where(inside, refined.argmax(axis=0) + 1, 0).astype(np.uint8)
+            if full is not None:
+                region = full[(slice(None), *out_box)]
+                brain_probability = 1.0 - region[0]
+                for c in range(refined.shape[0]):
+                    region[c + 1] = np.where(inside, brain_probability * refined[c], region[c + 1])
     back = nib.orientations.ornt_transform(RAS, ornt)
     labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
     if full is None:

@@ -55,6 +55,7 @@ class StudySettings:
     interval: str = "posterior"
     mirror: bool = False
     threads: int | None = None
+    refine: bool = True
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _provenance(scan: StudyScan, settings: StudySettings, identity: dict[str, st
     stat = scan.source.stat()
     return {"version": _version(), "model": identity["name"], "model_sha256": identity["sha256"],
             "task": settings.task, "interval": settings.interval, "mirror": settings.mirror,
-            "overlap": settings.overlap, "precision": settings.precision, "source_bytes": stat.st_size,
+            "refine": settings.refine, "overlap": settings.overlap, "precision": settings.precision, "source_bytes": stat.st_size,
             "source_mtime_ns": stat.st_mtime_ns}
 
 
@@ -165,7 +166,7 @@ def _segment_scan(scan: Any, settings: StudySettings, posteriors: bool) -> tuple
         warnings.simplefilter("ignore", LowQualityWarning)  # the table's quality column and flags report it
         result = segment(scan, task=settings.task, device=settings.device, model=_NETWORK["model"],
                          overlap=settings.overlap, batch_size=settings.batch_size, precision=settings.precision,
-                         mirror=settings.mirror, progress=False, probabilities=posteriors)
+                         mirror=settings.mirror, progress=False, probabilities=posteriors, refine=settings.refine)
     labels, probs = result if posteriors else (result, None)
     quality = (getattr(labels, "extra", None) or {}).get("quality")
     return labels, (None if probs is None else np.asarray(probs)), (None if quality is None else float(quality["score"]))
@@ -313,7 +314,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
                   session_label: Sequence[str] | None = None, interval: str = "posterior",
                   table: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
                   mirror: bool = False, overlap: float = 0.5, batch_size: int = 2, precision: str = "auto",
-                  progress: bool = False) -> StudyResult:
+                  progress: bool = False, refine: bool = True) -> StudyResult:
     """Segment every scan of a study into BIDS derivatives, one volumes table and (optionally) an HTML report.
 
     Parameters
@@ -323,7 +324,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
         (a folder with ``dataset_description.json``; its ``sub-*/[ses-*/]anat/*_T1w`` images).
     out_dir
         The derivatives folder; for a BIDS dataset it defaults to ``<root>/derivatives/torchsci``.
-    task, model, device, mirror, overlap, batch_size, precision
+    task, model, device, mirror, overlap, batch_size, precision, refine
         As for :func:`torchsci_neuro.inference.segment` (``model`` a checkpoint path or ``None`` for the
         shipped weights).
     n_jobs
@@ -376,7 +377,7 @@ def segment_study(inputs: Sequence[str | os.PathLike] | str | os.PathLike, out_d
     identity = model_identity(model)
     settings = StudySettings(task=task, model=None if model is None else str(model), device=device, overlap=overlap,
                              batch_size=batch_size, precision=precision, interval=interval, mirror=mirror,
-                             threads=max(1, _cores() // n_jobs))
+                             threads=max(1, _cores() // n_jobs), refine=refine)
     write_dataset_files(out_dir, task, LABEL_NAMES[task], {
         "Name": "torchsci", "Version": _version(), "CodeURL": "https://github.com/torchsci/torchsci",
         "Description": f"torchsci neuro segment, model {identity['name']} (sha256 {identity['sha256']}), "

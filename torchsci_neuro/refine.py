@@ -1,0 +1,151 @@
+"""Tissue labels at the scan's own resolution: the network's posteriors refined by the scan's intensities.
+
+The network sees the scan at 2 mm, so a 1 mm sulcus of CSF or the thin grey ribbon is partly averaged
+away before it can be labelled. The scan itself still holds them. :func:`refine_tissue` takes the
+network's tissue posteriors (resampled to the scan's grid) as the prior of a per-scan Gaussian intensity
+model, one Gaussian per tissue class, and runs a few EM iterations (the model-based tissue classification
+of SPM, FAST and Atropos, with the network in place of an atlas):
+
+- E-step: ``q_c(x) ∝ prior_c(x) · N(I(x); mu_c(x), sigma_c²)`` inside the brain mask;
+- M-step: each class's mean as a *smooth field* ``mu_c(x)``: the ``q``-weighted mean of the intensities in
+  a Gaussian neighbourhood (``smoothing_mm``), so a bias field (receive-coil shading, which makes white
+  matter at one side darker than grey matter at the other) does not move a class boundary; one variance
+  per class over the whole brain.
+
+The brain mask is not changed (brain = tissue > 0 keeps holding): only which tissue class each brain voxel
+takes. The class means are estimated from the scan's own voxels, so any contrast the network labels in
+the right order keeps it; where a class's intensities overlap the others' (a noisy or low-contrast scan),
+its Gaussians are wide and the network's prior decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage as ndi
+
+#: EM iterations, fixed at three before any measurement. Not run to convergence on purpose: the CSF
+#: Gaussian widens as partial-volume voxels join it (MNI T1 CSF Dice 0.77 after three, 0.74 after five).
+ITERATIONS = 3
+#: Width (Gaussian sigma, mm) of the neighbourhood over which a class's mean intensity is estimated: bias
+#: fields of MR receive coils vary over several centimetres, tissue boundaries over millimetres.
+SMOOTHING_MM = 20.0
+#: The local means are computed on blocks of about this size (mm) and interpolated back: the Gaussian
+#: neighbourhood is five blocks wide, so the blocks change the field by far less than the bias it follows.
+BLOCK_MM = 4.0
+
+
+def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
+                  voxel_size: Sequence[float], iterations: int = ITERATIONS,
+                  smoothing_mm: float = SMOOTHING_MM) -> np.ndarray:
+    """Tissue posteriors inside ``brain``, refined by a per-scan Gaussian intensity model (EM).
+
+    Parameters
+    ----------
+    image
+        The scan's intensities, shape ``(X, Y, Z)``, any real dtype and memory layout.
+    brain
+        Boolean brain mask on the same grid; only its voxels are classified.
+    posteriors
+        ``(K, X, Y, Z)`` tissue-class posteriors from the network (e.g. CSF, GM, WM), used as the prior;
+        they need not sum to one (each voxel is normalised inside the brain).
+    voxel_size
+        Voxel edge lengths in mm, in the array's axis order.
+    iterations
+        EM iterations.
+    smoothing_mm
+        Gaussian sigma (mm) of the neighbourhood of each class's local mean intensity.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(K, X, Y, Z)``: the refined posteriors, summing to one in every brain voxel and zero
+        outside the brain.
+
+    Examples
+    --------
+    Two tissues whose network posteriors are blurred across the boundary: the intensities put it back.
+
+    >>> image = np.zeros((24, 8, 8), np.float32); image[:12] = 1.0; image[12:] = 2.0
+    >>> image += np.random.default_rng(0).normal(0, 0.05, image.shape).astype(np.float32)
+    >>> blurred = np.clip(np.linspace(-0.5, 1.5, 24), 0, 1)[:, None, None] * np.ones((24, 8, 8))
+    >>> prior = np.stack([1 - blurred, blurred]).astype(np.float32)
+    >>> brain = np.ones(image.shape, bool)
+    >>> labels = refine_tissue(image, brain, prior, (1.0, 1.0, 1.0)).argmax(axis=0)
+    >>> (prior.argmax(axis=0)[:, 0, 0] != (np.arange(24) >= 12)).sum(), (labels[:, 0, 0] != (np.arange(24) >= 12)).sum()
+    (np.int64(1), np.int64(0))
+    """
+    classes = posteriors.shape[0]
+    out = np.zeros(posteriors.shape, dtype=np.float32)
+    if not brain.any():
+        return out
+    box = tuple(slice(int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[0]),
+                      int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[-1]) + 1)
+                for ax in range(3))
+    inside = brain[box]
+    values = np.asarray(image[box], dtype=np.float32)[inside]
+    prior = np.stack([np.asarray(posteriors[c][box], dtype=np.float32)[inside] for c in range(classes)])
+    prior = np.clip(prior, 1e-6, None)
+    prior /= prior.sum(axis=0, keepdims=True)
+    q = prior.copy()
+    spread = float(np.percentile(values, 99) - np.percentile(values, 1)) if values.size else 0.0
+    if values.size < 100 or spread <= 0.0:  # nothing to learn intensities from: the network decides
+        out[(slice(None), *box)][:, inside] = prior
+        return out
+    means = _LocalMeans(inside, voxel_size, smoothing_mm)
+    floor = (1e-3 * spread) ** 2
+    for _ in range(iterations):
+        mu = means(q, values)
+        log_like = np.empty_like(q)
+        for c in range(classes):
+            residual = values - mu[c]
+            weight = q[c].sum()
+            var = max(float((q[c] * residual ** 2).sum() / weight), floor) if weight > 1.0 else np.inf
+            log_like[c] = -0.5 * residual ** 2 / var - 0.5 * np.log(var) if np.isfinite(var) else 0.0
+        log_like -= log_like.max(axis=0, keepdims=True)
+        q = prior * np.exp(log_like)
+        q /= q.sum(axis=0, keepdims=True)
+    region = out[(slice(None), *box)]
+    for c in range(classes):
+        region[c][inside] = q[c]
+    return out
+
+
+class _LocalMeans:
+    """Each class's ``q``-weighted mean intensity in a Gaussian neighbourhood, at every brain voxel.
+
+    Weighted sums are pooled into blocks of about :data:`BLOCK_MM`, smoothed on the block grid (normalised
+    convolution: the ratio of the smoothed weighted intensities to the smoothed weights, so the brain's
+    edge does not pull the means to zero) and interpolated trilinearly back to the brain's voxels (as
+    ``F.interpolate(..., mode="trilinear")`` would to the whole grid, evaluated only where it is needed).
+    """
+
+    def __init__(self, inside: np.ndarray, voxel_size: Sequence[float], smoothing_mm: float) -> None:
+        block = np.array([max(1, int(round(BLOCK_MM / float(v)))) for v in voxel_size])
+        self.coarse = tuple(int(c) for c in -(-np.array(inside.shape) // block))
+        self.sigma = tuple(smoothing_mm / (b * float(v)) for b, v in zip(block, voxel_size, strict=True))
+        index = np.nonzero(inside)
+        cells = [i // b for i, b in zip(index, block, strict=True)]
+        self.cell = np.ravel_multi_index(cells, self.coarse)
+        # Sampling points on the block grid in grid_sample's normalised coordinates (align_corners=False):
+        # voxel i sits at block coordinate (i + 0.5) / b - 0.5; grid_sample's x, y, z are the last, middle, first axes.
+        points = [2.0 * (i + 0.5) / b / n - 1.0 for i, b, n in zip(index, block, self.coarse, strict=True)]
+        self.grid = torch.from_numpy(np.stack(points[::-1], axis=-1).astype(np.float32)).reshape(1, 1, 1, -1, 3)
+
+    def _pooled(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.cell, weights=weights, minlength=int(np.prod(self.coarse))).reshape(self.coarse)
+
+    def __call__(self, q: np.ndarray, values: np.ndarray) -> np.ndarray:
+        coarse = []
+        for c in range(q.shape[0]):
+            weight = ndi.gaussian_filter(self._pooled(q[c]), self.sigma, mode="constant")
+            total = ndi.gaussian_filter(self._pooled(q[c] * values), self.sigma, mode="constant")
+            fallback = float((q[c] * values).sum() / max(q[c].sum(), 1e-6))
+            # Far from any voxel of the class the neighbourhood holds no weight: the class's global mean.
+            coarse.append(np.where(weight > 1e-3, total / np.maximum(weight, 1e-12), fallback))
+        fields = torch.from_numpy(np.stack(coarse).astype(np.float32))[None]
+        sampled = F.grid_sample(fields, self.grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return sampled.reshape(q.shape[0], -1).numpy()
