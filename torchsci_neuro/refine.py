@@ -33,6 +33,8 @@ ITERATIONS = 3
 #: Width (Gaussian sigma, mm) of the neighbourhood over which a class's mean intensity is estimated: bias
 #: fields of MR receive coils vary over several centimetres, tissue boundaries over millimetres.
 SMOOTHING_MM = 20.0
+#: The class statistics are fitted on a regular subsample of about one voxel per this many mm along each axis.
+FIT_SPACING_MM = 2.0
 #: The local means are computed on blocks of about this size (mm) and interpolated back: the Gaussian
 #: neighbourhood is five blocks wide, so the blocks change the field by far less than the bias it follows.
 BLOCK_MM = 4.0
@@ -71,12 +73,12 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
 
     >>> image = np.zeros((24, 8, 8), np.float32); image[:12] = 1.0; image[12:] = 2.0
     >>> image += np.random.default_rng(0).normal(0, 0.05, image.shape).astype(np.float32)
-    >>> blurred = np.clip(np.linspace(-0.5, 1.5, 24), 0, 1)[:, None, None] * np.ones((24, 8, 8))
+    >>> blurred = np.clip(np.linspace(-0.3, 1.7, 24), 0, 1)[:, None, None] * np.ones((24, 8, 8))  # 2 voxels early
     >>> prior = np.stack([1 - blurred, blurred]).astype(np.float32)
     >>> brain = np.ones(image.shape, bool)
     >>> labels = refine_tissue(image, brain, prior, (1.0, 1.0, 1.0)).argmax(axis=0)
     >>> (prior.argmax(axis=0)[:, 0, 0] != (np.arange(24) >= 12)).sum(), (labels[:, 0, 0] != (np.arange(24) >= 12)).sum()
-    (np.int64(1), np.int64(0))
+    (np.int64(2), np.int64(0))
     """
     classes = posteriors.shape[0]
     out = np.zeros(posteriors.shape, dtype=np.float32)
@@ -95,23 +97,52 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
     if values.size < 100 or spread <= 0.0:  # nothing to learn intensities from: the network decides
         out[(slice(None), *box)][:, inside] = prior
         return out
-    means = _LocalMeans(inside, voxel_size, smoothing_mm)
+    # The class statistics (M-steps) come from a regular subsample of about one voxel per 2 mm cube, which
+    # holds dozens of voxels per block of the mean fields; the last E-step labels every voxel.
+    stride = tuple(max(1, int(round(FIT_SPACING_MM / float(v)))) for v in voxel_size)
+    index = np.nonzero(inside)
+    fit = np.ones(values.size, bool)
+    for axis, step in enumerate(stride):
+        if step > 1:
+            fit &= index[axis] % step == 0
+    if fit.sum() < 100:
+        fit[:] = True
+    means = _LocalMeans(inside.shape, voxel_size, smoothing_mm, tuple(i[fit] for i in index))
     floor = (1e-3 * spread) ** 2
-    for _ in range(iterations):
-        mu = means(q, values)
-        log_like = np.empty_like(q)
-        for c in range(classes):
-            residual = values - mu[c]
-            weight = q[c].sum()
-            var = max(float((q[c] * residual ** 2).sum() / weight), floor) if weight > 1.0 else np.inf
-            log_like[c] = -0.5 * residual ** 2 / var - 0.5 * np.log(var) if np.isfinite(var) else 0.0
-        log_like -= log_like.max(axis=0, keepdims=True)
-        q = prior * np.exp(log_like)
-        q /= q.sum(axis=0, keepdims=True)
+    fit_values, fit_prior, q_fit = values[fit], prior[:, fit], q[:, fit]
+    for iteration in range(iterations):
+        fields = means.fields(q_fit, fit_values)
+        mu_fit = means.at_fit(fields)
+        variances = _variances(q_fit, fit_values, mu_fit, floor)
+        if iteration < iterations - 1:
+            q_fit = _e_step(fit_prior, fit_values, mu_fit, variances)
+        else:
+            q = _e_step(prior, values, means.at(fields, index), variances)
     region = out[(slice(None), *box)]
     for c in range(classes):
         region[c][inside] = q[c]
     return out
+
+
+def _variances(q: np.ndarray, values: np.ndarray, mu: np.ndarray, floor: float) -> list[float]:
+    """Each class's variance around its local mean (``inf`` for a class with (almost) no voxels)."""
+    out = []
+    for c in range(q.shape[0]):
+        weight = float(q[c].sum())
+        out.append(max(float((q[c] * (values - mu[c]) ** 2).sum() / weight), floor) if weight > 1.0 else np.inf)
+    return out
+
+
+def _e_step(prior: np.ndarray, values: np.ndarray, mu: np.ndarray, variances: list[float]) -> np.ndarray:
+    """Posteriors ``∝ prior · N(value; mu, var)``, normalised over the classes."""
+    log_like = np.zeros(prior.shape, dtype=np.float32)
+    for c, var in enumerate(variances):
+        if np.isfinite(var):
+            log_like[c] = -0.5 * (values - mu[c]) ** 2 / var - 0.5 * np.log(var)
+    log_like -= log_like.max(axis=0, keepdims=True)
+    q = prior * np.exp(log_like)
+    q /= q.sum(axis=0, keepdims=True)
+    return q
 
 
 class _LocalMeans:
@@ -123,22 +154,25 @@ class _LocalMeans:
     ``F.interpolate(..., mode="trilinear")`` would to the whole grid, evaluated only where it is needed).
     """
 
-    def __init__(self, inside: np.ndarray, voxel_size: Sequence[float], smoothing_mm: float) -> None:
-        block = np.array([max(1, int(round(BLOCK_MM / float(v)))) for v in voxel_size])
-        self.coarse = tuple(int(c) for c in -(-np.array(inside.shape) // block))
-        self.sigma = tuple(smoothing_mm / (b * float(v)) for b, v in zip(block, voxel_size, strict=True))
-        index = np.nonzero(inside)
-        cells = [i // b for i, b in zip(index, block, strict=True)]
-        self.cell = np.ravel_multi_index(cells, self.coarse)
-        # Sampling points on the block grid in grid_sample's normalised coordinates (align_corners=False):
-        # voxel i sits at block coordinate (i + 0.5) / b - 0.5; grid_sample's x, y, z are the last, middle, first axes.
-        points = [2.0 * (i + 0.5) / b / n - 1.0 for i, b, n in zip(index, block, self.coarse, strict=True)]
-        self.grid = torch.from_numpy(np.stack(points[::-1], axis=-1).astype(np.float32)).reshape(1, 1, 1, -1, 3)
+    def __init__(self, shape: Sequence[int], voxel_size: Sequence[float], smoothing_mm: float,
+                 fit_index: tuple[np.ndarray, ...]) -> None:
+        self.block = np.array([max(1, int(round(BLOCK_MM / float(v)))) for v in voxel_size])
+        self.coarse = tuple(int(c) for c in -(-np.array(shape) // self.block))
+        self.sigma = tuple(smoothing_mm / (b * float(v)) for b, v in zip(self.block, voxel_size, strict=True))
+        self.cell = np.ravel_multi_index([i // b for i, b in zip(fit_index, self.block, strict=True)], self.coarse)
+        self.fit_grid = self._grid(fit_index)
+
+    def _grid(self, index: tuple[np.ndarray, ...]) -> torch.Tensor:
+        # Voxel i sits at block coordinate (i + 0.5) / b - 0.5, which is grid_sample's normalised coordinate
+        # 2 (i + 0.5) / (b n) - 1 (align_corners=False); grid_sample's x, y, z are the last, middle, first axes.
+        points = [2.0 * (i + 0.5) / (b * n) - 1.0 for i, b, n in zip(index, self.block, self.coarse, strict=True)]
+        return torch.from_numpy(np.stack(points[::-1], axis=-1).astype(np.float32)).reshape(1, 1, 1, -1, 3)
 
     def _pooled(self, weights: np.ndarray) -> np.ndarray:
         return np.bincount(self.cell, weights=weights, minlength=int(np.prod(self.coarse))).reshape(self.coarse)
 
-    def __call__(self, q: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def fields(self, q: np.ndarray, values: np.ndarray) -> torch.Tensor:
+        """``(1, K, *blocks)`` local mean of each class on the block grid, from the fit voxels' ``q`` and values."""
         coarse = []
         for c in range(q.shape[0]):
             weight = ndi.gaussian_filter(self._pooled(q[c]), self.sigma, mode="constant")
@@ -146,6 +180,16 @@ class _LocalMeans:
             fallback = float((q[c] * values).sum() / max(q[c].sum(), 1e-6))
             # Far from any voxel of the class the neighbourhood holds no weight: the class's global mean.
             coarse.append(np.where(weight > 1e-3, total / np.maximum(weight, 1e-12), fallback))
-        fields = torch.from_numpy(np.stack(coarse).astype(np.float32))[None]
-        sampled = F.grid_sample(fields, self.grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled.reshape(q.shape[0], -1).numpy()
+        return torch.from_numpy(np.stack(coarse).astype(np.float32))[None]
+
+    def _sample(self, fields: torch.Tensor, grid: torch.Tensor) -> np.ndarray:
+        sampled = F.grid_sample(fields, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return sampled.reshape(fields.shape[1], -1).numpy()
+
+    def at_fit(self, fields: torch.Tensor) -> np.ndarray:
+        """``(K, n_fit)`` the fields at the fit voxels."""
+        return self._sample(fields, self.fit_grid)
+
+    def at(self, fields: torch.Tensor, index: tuple[np.ndarray, ...]) -> np.ndarray:
+        """``(K, n)`` the fields (trilinear) at the voxels ``index``."""
+        return self._sample(fields, self._grid(index))

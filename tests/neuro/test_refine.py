@@ -11,7 +11,7 @@ from torchsci_neuro.refine import refine_tissue
 from torchsci_neuro.task import dice_overlap
 
 
-def _layers(shape=(40, 12, 10), seed=0, bias=0.0, noise=0.04, shift=3):
+def _layers(shape=(40, 12, 10), seed=0, bias=0.0, noise=0.04, shift=2):
     """Three tissue slabs along x (CSF 0.3, GM 0.6, WM 1.0) with a multiplicative bias ramp along y, and a prior
     that puts both boundaries ``shift`` voxels off."""
     truth = np.zeros(shape, np.int64)
@@ -34,10 +34,12 @@ def test_boundaries_move_to_where_the_intensities_put_them():
     brain = np.ones(image.shape, bool)
     before = (prior.argmax(0) != truth).mean()
     after = (refine_tissue(image, brain, prior, (1.0, 1.0, 1.0)).argmax(0) != truth).mean()
-    assert before > 0.14  # the prior is off by three voxels at two boundaries of 40
-    assert after < before / 4
-    # A quarter of the GM slab starts in the wrong class, which biases the first means: more iterations finish it.
-    assert (refine_tissue(image, brain, prior, (1.0, 1.0, 1.0), iterations=6).argmax(0) != truth).mean() == 0.0
+    assert before > 0.09  # the prior is off by two voxels at two boundaries of 40
+    assert after < before / 10
+    # Three voxels off, a quarter of the GM slab starts in the wrong class, which biases the first means: more
+    # iterations finish it.
+    image, truth, prior = _layers(shift=3)
+    assert (refine_tissue(image, brain, prior, (1.0, 1.0, 1.0), iterations=10).argmax(0) != truth).mean() == 0.0
 
 
 def test_a_bias_field_that_swaps_global_thresholds_does_not_move_the_boundaries():
@@ -48,7 +50,7 @@ def test_a_bias_field_that_swaps_global_thresholds_does_not_move_the_boundaries(
     assert gm_bright > wm_dark
     labels = refine_tissue(image, np.ones(image.shape, bool), prior, (1.0, 1.0, 1.0)).argmax(0)
     assert (prior.argmax(0) != truth).mean() > 0.04
-    assert (labels != truth).mean() < 0.01
+    assert (labels != truth).mean() < 0.02
 
 
 def test_posteriors_sum_to_one_in_the_brain_and_vanish_outside():
@@ -70,7 +72,7 @@ def test_float64_non_contiguous_anisotropic_and_odd_sizes_give_the_same_answer()
     padded[:, :, ::2] = prior
     other = refine_tissue(np.asfortranarray(image.astype(np.float64)), brain, padded[:, :, ::2], (1.0, 1.2, 3.0))
     np.testing.assert_allclose(other, reference, atol=1e-5)
-    assert (reference.argmax(0) != truth).mean() < (prior.argmax(0) != truth).mean() / 4
+    assert (reference.argmax(0) != truth).mean() < (prior.argmax(0) != truth).mean() / 10
 
 
 @pytest.mark.parametrize("case", ["empty brain", "constant image", "a few voxels"])
