@@ -14,7 +14,7 @@ Then the tissue volumes of the real full-head scans (no tissue truth exists for 
 refinement, and a figure of one coronal and one axial slice of each (``--figure``).
 
     nice -n 5 env OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/neuro_tissue_refine.py --peers /tmp/peers \\
-        --figure benchmarks/neuro_tissue_refine.png
+        --figure docs/neuro_tissue_refine.png
 """
 
 from __future__ import annotations
