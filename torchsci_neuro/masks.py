@@ -166,17 +166,20 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
                 full[(slice(None), *slices)] = part
         labels[out_box] = clean_labels(brain, tissue)
         if posteriors is not None:
-            from torchsci_neuro.refine import refine_tissue  # lazy: only tissue labels with an image need it
+            # lazy: only tissue labels with an image need it
+            from torchsci_neuro.refine import refine_brain_voxels
 
-            inside = labels[out_box] > 0
-            refined = refine_tissue(image[out_box], inside, posteriors, voxel_size if voxel_size is not None
-                                    else (1.0, 1.0, 1.0))
-            labels[out_box] = np.where(inside, refined.argmax(axis=0) + 1, 0).astype(np.uint8)
-            if full is not None:
-                region = full[(slice(None), *out_box)]
-                brain_probability = 1.0 - region[0]
-                for c in range(refined.shape[0]):
-                    region[c + 1] = np.where(inside, brain_probability * refined[c], region[c + 1])
+            region_labels = labels[out_box]  # a view
+            refined = refine_brain_voxels(image[out_box], region_labels > 0, posteriors,
+                                          voxel_size if voxel_size is not None else (1.0, 1.0, 1.0))
+            if refined is not None:
+                box, inside, q = refined
+                region_labels[box][inside] = (q.argmax(axis=0) + 1).astype(np.uint8)
+                if full is not None:
+                    region = full[(slice(None), *out_box)][(slice(None), *box)]
+                    brain_probability = 1.0 - region[0][inside]
+                    for c in range(q.shape[0]):
+                        region[c + 1][inside] = brain_probability * q[c]
     back = nib.orientations.ornt_transform(RAS, ornt)
     labels = np.ascontiguousarray(nib.orientations.apply_orientation(labels, back)).astype(np.uint8)
     if full is None:

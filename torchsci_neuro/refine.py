@@ -80,10 +80,26 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
     >>> (prior.argmax(axis=0)[:, 0, 0] != (np.arange(24) >= 12)).sum(), (labels[:, 0, 0] != (np.arange(24) >= 12)).sum()
     (np.int64(2), np.int64(0))
     """
-    classes = posteriors.shape[0]
     out = np.zeros(posteriors.shape, dtype=np.float32)
-    if not brain.any():
+    refined = refine_brain_voxels(image, brain, posteriors, voxel_size, iterations, smoothing_mm)
+    if refined is None:
         return out
+    box, inside, q = refined
+    region = out[(slice(None), *box)]
+    for c in range(q.shape[0]):
+        region[c][inside] = q[c]
+    return out
+
+
+def refine_brain_voxels(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray, voxel_size: Sequence[float],
+                        iterations: int = ITERATIONS, smoothing_mm: float = SMOOTHING_MM,
+                        ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray] | None:
+    """:func:`refine_tissue`'s answer for the brain's voxels only: ``(box, inside, q)``, where ``box`` is the
+    brain's bounding box, ``inside`` the brain mask within it and ``q`` the ``(K, inside.sum())`` refined
+    posteriors in ``inside``'s C order; ``None`` for an empty brain. No array of the whole grid is made."""
+    classes = posteriors.shape[0]
+    if not brain.any():
+        return None
     box = tuple(slice(int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[0]),
                       int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[-1]) + 1)
                 for ax in range(3))
@@ -92,11 +108,10 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
     prior = np.stack([np.asarray(posteriors[c][box], dtype=np.float32)[inside] for c in range(classes)])
     prior = np.clip(prior, 1e-6, None)
     prior /= prior.sum(axis=0, keepdims=True)
-    q = prior.copy()
-    spread = float(np.percentile(values, 99) - np.percentile(values, 1)) if values.size else 0.0
+    q = prior
+    spread = float(np.percentile(values, 99) - np.percentile(values, 1))
     if values.size < 100 or spread <= 0.0:  # nothing to learn intensities from: the network decides
-        out[(slice(None), *box)][:, inside] = prior
-        return out
+        return box, inside, prior
     # The class statistics (M-steps) come from a regular subsample of about one voxel per 2 mm cube, which
     # holds dozens of voxels per block of the mean fields; the last E-step labels every voxel.
     stride = tuple(max(1, int(round(FIT_SPACING_MM / float(v)))) for v in voxel_size)
@@ -118,10 +133,7 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
             q_fit = _e_step(fit_prior, fit_values, mu_fit, variances)
         else:
             q = _e_step(prior, values, means.at(fields, index), variances)
-    region = out[(slice(None), *box)]
-    for c in range(classes):
-        region[c][inside] = q[c]
-    return out
+    return box, inside, q
 
 
 def _variances(q: np.ndarray, values: np.ndarray, mu: np.ndarray, floor: float) -> list[float]:
