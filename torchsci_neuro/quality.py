@@ -115,8 +115,7 @@ def quality_score(image: np.ndarray, probs: torch.Tensor | np.ndarray, voxel_ml:
     0.0
     """
     probs = torch.as_tensor(probs).float()
-    label = probs.argmax(dim=0).numpy()
-    top = probs.max(dim=0).values.numpy()
+    top, label = (t.numpy() for t in probs.max(dim=0))  # one pass for both (ties: the first class, as argmax)
     brain = label > 0
     brain_ml = float(brain.sum()) * voxel_ml
     medians = [_median_intensity(image, label == k, inside) for k in (1, 2, 3)]
