@@ -1,0 +1,121 @@
+"""predict() parses each SMILES once and may prepare molecules in worker processes: same answers as the
+separate functions that parse for themselves, and the same answers for every n_jobs."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+import torchsci_chem
+from torchsci import ConfigError, DataError
+from torchsci_chem.datasets import data_path
+from torchsci_chem.descriptors import RDKIT2D_V1, compute_descriptors, descriptor_function
+from torchsci_chem.domain import applicability, nearest_similarity, packed_fingerprints
+from torchsci_chem.featurize import parse_smiles
+from torchsci_chem.inference import load, member_predictions
+from torchsci_chem import preparation
+from torchsci_chem.standardize import DEFAULT_STANDARDIZE, standardize_report
+from torchsci_chem.uncertainty import spread
+
+# invalid rows, a salt, a metal, a radical, enantiomers and a SMILES written twice, between real molecules
+ODD = ["not a smiles", "", "CCO", "[Na+].[Cl-]", "OCC", "C[C@@H](N)C(=O)O", "C[C@H](N)C(=O)O", "[CH3]",
+       "C[Pt]", "CC(=O)[O-].[Na+]", "C1CC", "CCO"]
+
+
+def shipped_smiles() -> list[str]:
+    out = []
+    for name in ("ESOL.csv", "solubility_external.csv"):
+        with data_path(name).open() as fh:
+            out += [r["smiles"] for r in csv.DictReader(fh)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def esol():
+    return load("esol")
+
+
+@pytest.fixture(scope="module")
+def library() -> list[str]:
+    mols = shipped_smiles()
+    # the odd rows at the start, the middle and the end, so that they fall in several preparation blocks
+    return ODD + mols[:800] + ODD + mols[800:] + ODD
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch) -> list[str]:
+    """Blocks of 16 strings and 90 molecules with odd rows in the first, a middle and the last block."""
+    monkeypatch.setattr(preparation, "BLOCK", 16)
+    mols = shipped_smiles()
+    return ODD + mols[:40] + ODD + mols[-20:] + ODD
+
+
+def test_single_parse_agrees_with_the_functions_that_parse_for_themselves(esol, library):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = torchsci_chem.predict(library, model=esol, interval=0.9, on_invalid="skip")
+    reports = [standardize_report(s, DEFAULT_STANDARDIZE) for s in library]
+    assert full.standardized == [r.smiles for r in reports]
+    assert full.changes == [r.changes for r in reports] and full.flags == [r.flags for r in reports]
+    ok = [i for i, why in enumerate(full.invalid) if not why]
+    assert len(ok) == len(library) - 3 * 3 and full.invalid[0] == "RDKit cannot parse it"
+    assert np.isnan(full.value[[i for i in range(len(library)) if i not in set(ok)]]).all()
+    rules = applicability(library)
+    for i in ok:
+        assert full.applicability[i].reason.startswith(rules[i].reason)
+    fps = packed_fingerprints([parse_smiles(library[i], DEFAULT_STANDARDIZE) for i in ok])
+    similarity = nearest_similarity(fps, esol.domain_fingerprints.numpy())
+    assert np.array_equal(full.similarity[ok], similarity)
+    # the network on graphs and descriptors that member_predictions computes from its own parses
+    each, _ = member_predictions(esol, [library[i] for i in ok], DEFAULT_STANDARDIZE, batch_size=64)
+    mean, std = spread(each, None)
+    assert np.allclose(full.value[ok], mean[:, 0], rtol=1e-6, atol=1e-6)
+    assert np.allclose(full.std[ok], std[:, 0], rtol=1e-5, atol=1e-6) and (std > 0).all()
+
+
+def run(smiles, n_jobs, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = torchsci_chem.predict(smiles, model="esol", n_jobs=n_jobs, on_invalid="skip", **kwargs)
+    return out, [str(w.message) for w in caught]
+
+
+def test_worker_processes_give_the_answers_of_one_process(small_blocks):
+    library = small_blocks
+    one, one_warnings = run(library, 1, details=True)
+    two, two_warnings = run(library, 2, details=True)
+    assert np.array_equal(one.value, two.value, equal_nan=True) and np.array_equal(one.std, two.std, equal_nan=True)
+    assert one.invalid == two.invalid and one.applicability == two.applicability
+    assert one.standardized == two.standardized and np.array_equal(one.similarity, two.similarity, equal_nan=True)
+    assert one_warnings == two_warnings
+    # the invalid rows in input order, as the warning lists them
+    rows = [int(line.split()[1].rstrip(":")) for line in two_warnings[0].splitlines()[1:] if line.startswith("  row")]
+    assert rows == sorted(rows) and rows[:3] == [0, 1, 10] and rows[-1] == len(library) - 2
+    plain, _ = run(library, 2)
+    assert np.array_equal(plain, one.value, equal_nan=True)
+
+
+def test_worker_processes_raise_one_error_listing_every_invalid_row(small_blocks):
+    library = small_blocks
+    with pytest.raises(DataError) as caught:
+        torchsci_chem.predict(library, model="esol", n_jobs=2)
+    message = str(caught.value)
+    assert "9 molecule(s)" in message and f"row {len(library) - 2}: 'C1CC'" in message
+
+
+@pytest.mark.parametrize("n_jobs", [0, -1, 1.5, True])
+def test_bad_n_jobs_is_one_clear_error(n_jobs):
+    with pytest.raises(ConfigError, match="n_jobs"):
+        torchsci_chem.predict(["CCO"], n_jobs=n_jobs)
+
+
+def test_shared_descriptor_intermediates_give_rdkits_values():
+    mols = [parse_smiles(s, DEFAULT_STANDARDIZE) for s in shipped_smiles()[:300]]
+    funcs = [descriptor_function(n) for n in RDKIT2D_V1]
+    alone = np.array([[f(Chem.Mol(m)) for f in funcs] for m in mols])  # a fresh copy per molecule: nothing cached
+    alone = np.clip(np.nan_to_num(alone, nan=0.0, posinf=1e5, neginf=-1e5), -1e5, 1e5).astype(np.float32)
+    assert np.array_equal(compute_descriptors(mols, RDKIT2D_V1), alone)

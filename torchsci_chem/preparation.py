@@ -1,0 +1,162 @@
+"""SMILES to everything :func:`torchsci_chem.predict` needs besides the network, parsing each SMILES once.
+
+The layer between :mod:`~torchsci_chem.molecules` (a string becomes a molecule) and
+:mod:`~torchsci_chem.inference` (the network and the result). For each distinct input string, one RDKit
+parse feeds the structural rules (:func:`torchsci_chem.domain.judge_mol`, on the molecule as given), the
+standardisation report (:func:`torchsci_chem.standardize.report_and_standardize`), and, from the
+standardised molecule, the graph, the canonical SMILES that makes equal molecules one graph, the domain
+fingerprint and the model's extra features. (predict() used to parse a string up to five times for these.)
+
+:func:`prepare_blocks` yields blocks of prepared strings in input order, prepared in ``n_jobs`` worker
+processes while the caller runs the network on the blocks already done. A worker receives strings and
+returns numpy arrays and small records, never RDKit molecules, so it runs under any start method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from rdkit import Chem, rdBase
+
+from torchsci.applicability import Applicability
+from torchsci.errors import ConfigError
+from torchsci_chem.graphs import MolGraph, mols_to_graphs
+from torchsci_chem.molecules import _check_size, _finish, _Invalid, _parse_raw, _standardizers
+
+BLOCK = 512
+"""Distinct SMILES per block: the unit of work of a worker process."""
+
+
+@dataclasses.dataclass
+class Needs:
+    """What to prepare besides graphs: ``reports``, domain ``fingerprints``, and the model's ``extra`` features
+    (``("names", descriptor names)`` or ``("kind", kind of :func:`~torchsci_chem.featurize.molecule_features`)``)."""
+
+    standardize: tuple[str, ...] = ()
+    max_atoms: int | None = 500
+    reports: bool = False
+    fingerprints: bool = False
+    extra: tuple[str, Any] | None = None
+
+
+@dataclasses.dataclass
+class PreparedBlock:
+    """Prepared strings ``start`` to ``start + len(reasons)`` of the distinct inputs.
+
+    Per string: ``reasons`` (``""`` if it became a graph, else why not), ``rules`` (the structural
+    :class:`~torchsci.applicability.Applicability` of the molecule as given, ``None`` where RDKit cannot
+    parse it) and ``reports``. Per valid string (``valid`` holds their positions in the block): ``keys``
+    (canonical SMILES after standardisation), ``graphs``, ``fingerprints`` (packed, ``(n_valid, 256)``)
+    and ``extra`` (``(n_valid, d)``), the last two ``None`` unless asked for.
+    """
+
+    start: int
+    reasons: list[str]
+    rules: list[Applicability | None]
+    reports: list[Any] | None
+    valid: np.ndarray
+    keys: list[str]
+    graphs: list[MolGraph]
+    fingerprints: np.ndarray | None
+    extra: np.ndarray | None
+
+
+def prepare(smiles: Sequence[Any], needs: Needs, start: int = 0) -> PreparedBlock:
+    """Prepare strings in this process (see :class:`PreparedBlock`); non-strings are invalid.
+
+    Examples
+    --------
+    >>> from torchsci_chem.preparation import Needs, prepare
+    >>> block = prepare(["OCC", "[Na+].[Cl-]", "C1CC"], Needs(standardize=("organic_fragment",), reports=True))
+    >>> block.reasons[2], block.keys, block.rules[1].reason, block.reports[1].flags
+    ('RDKit cannot parse it', ['CCO', '[Na+]'], 'a salt or mixture (2 fragments)', ['salt', 'metal'])
+    """
+    from torchsci_chem.domain import judge_mol
+    from torchsci_chem.standardize import report_and_standardize
+
+    steps = _standardizers(needs.standardize)
+    reasons: list[str] = []
+    rules: list[Applicability | None] = []
+    reports: list[Any] | None = [] if needs.reports else None
+    mols: list[Chem.Mol] = []
+    valid: list[int] = []
+    with rdBase.BlockLogs():  # failures are reported per row, not as RDKit's stderr noise
+        for i, s in enumerate(smiles):
+            raw = Chem.MolFromSmiles(s) if isinstance(s, str) and s else None
+            rules.append(None if raw is None else judge_mol(raw))
+            try:
+                if reports is not None:
+                    report, mol = report_and_standardize(s, raw if isinstance(s, str) and s.strip() else None,
+                                                         needs.standardize)
+                    reports.append(report)
+                    mol = _check_size(mol, needs.max_atoms) if mol is not None else _parse_raw(s, raw)
+                else:
+                    mol = _finish(_parse_raw(s, raw), steps, needs.max_atoms)
+            except _Invalid as exc:
+                reasons.append(str(exc))
+                continue
+            reasons.append("")
+            valid.append(i)
+            mols.append(mol)
+        keys = [Chem.MolToSmiles(m) for m in mols]
+    graphs = mols_to_graphs(mols) if mols else []
+    fingerprints = extra = None
+    if needs.fingerprints:
+        from torchsci_chem.domain import packed_fingerprints
+
+        fingerprints = packed_fingerprints(mols)
+    if needs.extra is not None:
+        extra = _extra(mols, needs.extra)
+    return PreparedBlock(start, reasons, rules, reports, np.array(valid, dtype=np.int64), keys, graphs,
+                         fingerprints, extra)
+
+
+def _extra(mols: list[Chem.Mol], spec: tuple[str, Any]) -> np.ndarray:
+    how, what = spec
+    if how == "names":
+        from torchsci_chem.descriptors import compute_descriptors
+
+        return compute_descriptors(mols, what) if mols else np.zeros((0, len(what)), dtype=np.float32)
+    from torchsci_chem.fingerprints import molecule_features
+
+    return molecule_features(mols, what)
+
+
+def _prepare_task(args: tuple) -> PreparedBlock:
+    return prepare(*args)
+
+
+def prepare_blocks(smiles: Sequence[Any], needs: Needs, n_jobs: int = 1,
+                   block: int | None = None) -> Iterator[PreparedBlock]:
+    """:class:`PreparedBlock` s of ``smiles`` in order, ``block`` (default :data:`BLOCK`) strings each, prepared in
+    ``n_jobs`` processes.
+
+    With ``n_jobs > 1`` the blocks are prepared ahead in worker processes (Python's default start method:
+    fork on Linux, spawn on macOS and Windows, where the calling script needs the usual
+    ``if __name__ == "__main__":`` guard) while the caller uses the ones already yielded; ``n_jobs=1``
+    prepares each block in this process when it is asked for.
+
+    Examples
+    --------
+    >>> from torchsci_chem.preparation import Needs, prepare_blocks
+    >>> [len(b.graphs) for b in prepare_blocks(["CCO", "CCN", "x"], Needs(), block=2)]
+    [2, 0]
+    """
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ConfigError(f"n_jobs={n_jobs!r}: give the number of featurisation processes, 1 or more.")
+    block = block or BLOCK
+    tasks = [(list(smiles[a:a + block]), needs, a) for a in range(0, len(smiles), block)]
+    return _blocks(tasks, min(n_jobs, len(tasks)))
+
+
+def _blocks(tasks: list[tuple], n_jobs: int) -> Iterator[PreparedBlock]:
+    if n_jobs <= 1:
+        for task in tasks:
+            yield prepare(*task)
+        return
+    with multiprocessing.get_context().Pool(n_jobs) as pool:
+        yield from pool.imap(_prepare_task, tasks)
