@@ -8,16 +8,18 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from rdkit import Chem
 
 import torchsci_chem
 from torchsci import ConfigError, DataError
+from torchsci_chem import preparation
 from torchsci_chem.datasets import data_path
 from torchsci_chem.descriptors import RDKIT2D_V1, compute_descriptors, descriptor_function
 from torchsci_chem.domain import applicability, nearest_similarity, packed_fingerprints
-from torchsci_chem.featurize import parse_smiles
+from torchsci_chem.featurize import collate_graphs, featurize, parse_smiles
 from torchsci_chem.inference import load, member_predictions
-from torchsci_chem import preparation
+from torchsci_chem.models import DMPNN
 from torchsci_chem.standardize import DEFAULT_STANDARDIZE, standardize_report
 from torchsci_chem.uncertainty import spread
 
@@ -119,3 +121,31 @@ def test_shared_descriptor_intermediates_give_rdkits_values():
     alone = np.array([[f(Chem.Mol(m)) for f in funcs] for m in mols])  # a fresh copy per molecule: nothing cached
     alone = np.clip(np.nan_to_num(alone, nan=0.0, posinf=1e5, neginf=-1e5), -1e5, 1e5).astype(np.float32)
     assert np.array_equal(compute_descriptors(mols, RDKIT2D_V1), alone)
+
+
+def reference_encode(net, atoms, bonds, edge_index, molecule, molecule_sizes):
+    """The D-MPNN's message passing as written before the in-place form (out-of-place ops, reverse by index)."""
+    src, dst = edge_index[0], edge_index[1]
+    reverse = torch.arange(edge_index.shape[1]) ^ 1
+    h0 = net.w_i(torch.cat([atoms.index_select(0, src), bonds], dim=1))
+    h = torch.relu(h0)
+    for _ in range(net.depth - 1):
+        into_atom = h.new_zeros((atoms.shape[0], net.hidden)).index_add(0, dst, h)
+        h = torch.relu(h0 + net.w_h(into_atom.index_select(0, src) - h.index_select(0, reverse)))
+    into_atom = h.new_zeros((atoms.shape[0], net.hidden)).index_add(0, dst, h)
+    atom_h = torch.relu(net.w_o(torch.cat([atoms, into_atom], dim=1)))
+    pooled = atom_h.new_zeros((molecule_sizes.shape[0], net.hidden)).index_add(0, molecule, atom_h)
+    return pooled / molecule_sizes.clamp_min(1).unsqueeze(1).to(pooled.dtype)
+
+
+def test_in_place_message_passing_is_bitwise_the_out_of_place_one_with_the_same_gradients():
+    torch.manual_seed(0)
+    net = DMPNN(hidden=48, depth=4)
+    batch = collate_graphs(featurize(shipped_smiles()[:64] + ["[Na+]", "C"]).graphs)
+    inputs = batch.inputs()
+    ours, theirs = net.encode(*inputs), reference_encode(net, *inputs)
+    assert torch.equal(ours, theirs)
+    grads = [torch.autograd.grad(z.square().sum(), list(net.parameters()), allow_unused=True) for z in (ours, theirs)]
+    for a, b in zip(*grads, strict=True):
+        assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[0])
