@@ -118,11 +118,12 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         :data:`torchsci_chem.standardize.DEFAULT_STANDARDIZE`); ``False``: the molecules as given; or a
         list of steps from :data:`torchsci_chem.featurize.STANDARDIZE_STEPS`.
     n_jobs
-        Processes that parse and featurise the molecules (``1``, the default: this process does everything).
-        With more, blocks of molecules are prepared in ``n_jobs`` worker processes while this one runs the
-        network on the blocks already done; worth it from a few thousand molecules (starting the workers
-        costs little with Linux's fork, about two seconds with spawn on macOS and Windows, where the calling
-        script needs an ``if __name__ == "__main__":`` guard). Results are identical for every ``n_jobs``.
+        Processes at work, this one included (``1``, the default: this process does everything). With
+        ``n_jobs > 1``, ``n_jobs - 1`` worker processes parse and featurise blocks of molecules while this one
+        runs the network on the blocks already done; on two cores ``n_jobs=2`` predicted 1.5x as many
+        molecules/s from a few thousand molecules (benchmarks/README.md). Starting the workers costs little with
+        Linux's fork and about two seconds with spawn (macOS, Windows), where the calling script needs an
+        ``if __name__ == "__main__":`` guard. Results are identical for every ``n_jobs``.
     on_invalid
         ``"raise"`` (default): one error listing every invalid SMILES; ``"skip"``: NaN for those rows,
         with a warning that lists them.
@@ -227,7 +228,7 @@ class _Rows:
 
 def _prepare_and_run(net: nn.Module, smiles: list[Any], needs: Needs, n_jobs: int, batch_size: int, on_invalid: str,
                      progress: bool) -> _Rows:
-    """Prepare each distinct string once (:mod:`torchsci_chem.preparation`, in ``n_jobs`` processes) and run the
+    """Prepare each distinct string once (:mod:`torchsci_chem.preparation`, ``n_jobs - 1`` worker processes) and run the
     network on the molecules of each block as soon as it is ready.
 
     Molecules that standardise to the same structure (enantiomers, a salt and its parent, one SMILES written
@@ -741,8 +742,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1,
-                   help="processes that parse and featurise molecules while this one runs the network (default 1: "
-                        "none; 2 was faster from a few thousand rows in benchmarks/README.md)")
+                   help="processes at work (default 1); with N, N-1 worker processes parse and featurise molecules "
+                        "while this one runs the network (2 on two cores: 1.5x the molecules/s, benchmarks/README.md)")
     p.add_argument("--chunk-size", type=int, default=10_000,
                    help="molecules read, predicted and written at a time (memory stays bounded by it)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),

@@ -12,6 +12,7 @@ import torch
 from rdkit import Chem
 
 import torchsci_chem
+from tests.badinput import run_cli
 from torchsci import ConfigError, DataError
 from torchsci_chem import preparation
 from torchsci_chem.datasets import data_path
@@ -99,6 +100,9 @@ def test_worker_processes_give_the_answers_of_one_process(small_blocks):
     assert rows == sorted(rows) and rows[:3] == [0, 1, 10] and rows[-1] == len(library) - 2
     plain, _ = run(library, 2)
     assert np.array_equal(plain, one.value, equal_nan=True)
+    three, three_warnings = run(library, 3, details=True)  # two workers whose blocks can finish out of order
+    assert np.array_equal(three.value, one.value, equal_nan=True) and three.invalid == one.invalid
+    assert three_warnings == one_warnings
 
 
 def test_worker_processes_raise_one_error_listing_every_invalid_row(small_blocks):
@@ -149,3 +153,18 @@ def test_in_place_message_passing_is_bitwise_the_out_of_place_one_with_the_same_
     for a, b in zip(*grads, strict=True):
         assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-5, atol=1e-6)
     assert any(g is not None and g.abs().sum() > 0 for g in grads[0])
+
+
+def test_cli_jobs_gives_the_file_of_one_process(small_blocks, tmp_path, capsys):
+    source = tmp_path / "library.csv"
+    with source.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["id", "smiles"], *([f"m{k}", s] for k, s in enumerate(small_blocks))])
+    outs = []
+    for jobs in (1, 3):
+        out = tmp_path / f"jobs{jobs}.csv"
+        code, err = run_cli(["chem", "predict", source, "-o", out, "--on-invalid", "skip", "--jobs", jobs,
+                             "--chunk-size", 50], capsys)
+        assert code == 0, err
+        outs.append(list(csv.DictReader(out.open())))
+    assert outs[0] == outs[1] and [r["id"] for r in outs[1]] == [f"m{k}" for k in range(len(small_blocks))]
+    assert [k for k, r in enumerate(outs[1]) if r["invalid"]] == [0, 1, 10, 52, 53, 62, 84, 85, 94]
