@@ -57,6 +57,7 @@ def small_blocks(monkeypatch) -> list[str]:
     return ODD + mols[:40] + ODD + mols[-20:] + ODD
 
 
+@pytest.mark.slow
 def test_single_parse_agrees_with_the_functions_that_parse_for_themselves(esol, library):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -87,6 +88,7 @@ def run(smiles, n_jobs, **kwargs):
     return out, [str(w.message) for w in caught]
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_answers_of_one_process(small_blocks):
     library = small_blocks
     one, one_warnings = run(library, 1, details=True)
@@ -105,6 +107,7 @@ def test_worker_processes_give_the_answers_of_one_process(small_blocks):
     assert three_warnings == one_warnings
 
 
+@pytest.mark.slow
 def test_worker_processes_raise_one_error_listing_every_invalid_row(small_blocks):
     library = small_blocks
     with pytest.raises(DataError) as caught:
@@ -155,6 +158,7 @@ def test_in_place_message_passing_is_bitwise_the_out_of_place_one_with_the_same_
     assert any(g is not None and g.abs().sum() > 0 for g in grads[0])
 
 
+@pytest.mark.slow
 def test_cli_jobs_gives_the_file_of_one_process(small_blocks, tmp_path, capsys):
     source = tmp_path / "library.csv"
     with source.open("w", newline="") as fh:
