@@ -120,8 +120,9 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
     n_jobs
         Processes at work, this one included (``1``, the default: this process does everything). With
         ``n_jobs > 1``, ``n_jobs - 1`` worker processes parse and featurise blocks of molecules while this one
-        runs the network on the blocks already done; on two cores ``n_jobs=2`` predicted 1.5x as many
-        molecules/s from a few thousand molecules (benchmarks/README.md). Starting the workers costs little with
+        runs the network on the blocks already done; on two cores at load about 1, ``n_jobs=2`` predicted
+        1.4-1.6x as many molecules/s on 1,000-5,000 molecules, and little more when other jobs held the cores
+        (benchmarks/README.md). Starting the workers costs little with
         Linux's fork and about two seconds with spawn (macOS, Windows), where the calling script needs an
         ``if __name__ == "__main__":`` guard. Results are identical for every ``n_jobs``.
     on_invalid
@@ -136,7 +137,7 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         :func:`torchsci.device.resolve_device`); a model object given as ``model`` is moved there.
     batch_size
         Molecules per forward pass. 64 is the fastest on a CPU core (its edge tensors stay in the core's L2
-        cache: the D-MPNN's forward took 0.51 s per 2,048 molecules at 64 and 0.77 s at 256, one thread); on
+        cache: the D-MPNN's forward took 0.51 s per 2,048 molecules at 64 and 0.62-0.77 s at 256, one thread); on
         a GPU, larger batches are likely faster. Results do not depend on it beyond float rounding.
     progress
         Show a progress bar over batches.
@@ -743,7 +744,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1,
                    help="processes at work (default 1); with N, N-1 worker processes parse and featurise molecules "
-                        "while this one runs the network (2 on two cores: 1.5x the molecules/s, benchmarks/README.md)")
+                        "while this one runs the network (2 on two free cores: 1.4-1.6x the molecules/s, benchmarks/README.md)")
     p.add_argument("--chunk-size", type=int, default=10_000,
                    help="molecules read, predicted and written at a time (memory stays bounded by it)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),

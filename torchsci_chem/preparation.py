@@ -155,8 +155,8 @@ def prepare_blocks(smiles: Sequence[Any], needs: Needs, n_jobs: int = 1,
     tasks = [(list(smiles[a:a + block]), needs, a) for a in range(0, len(smiles), block)]
     # Blocks queued per worker. Descriptors make preparing cost several times the network, so few are queued
     # and this process, which takes only blocks no worker has, shares the preparing (esol on 1,000 molecules,
-    # two processes: 640-660 molecules/s with 2, 480-490 with 8); without them the network is the slower side
-    # and a deeper queue keeps this process on it (a graph-only D-MPNN on 5,000: 2,390-2,500 with 8, 1,850-1,980
+    # two processes: 636-662 molecules/s with 2, 481-485 with 8); without them the network is the slower side
+    # and a deeper queue keeps this process on it (a graph-only D-MPNN on 5,000: 2,390-2,496 with 8, 1,849-1,979
     # with 2).
     depth = 2 if needs.extra is not None else 8
     return _blocks(tasks, min(n_jobs - 1, len(tasks) - 1), depth)
