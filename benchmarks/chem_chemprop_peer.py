@@ -12,10 +12,11 @@ with per-epoch validation and checkpoints, featurisation and testing excluded).
 ``MolGraph`` (``make_mol`` then ``SimpleMoleculeMolGraphFeaturizer``, as chemprop's datasets do), and
 the featuriser alone on molecules parsed beforehand.
 
-``predict MODEL_PT SMILES_FILE OUT_JSON`` times predicting the SMILES with a trained chemprop model the way
-``chemprop predict`` does (``MoleculeDatapoint.from_smi``, ``MoleculeDataset``, ``build_dataloader`` with
-its default batch of 64, lightning's ``Trainer.predict``), on one process: import, model loading and a
-warm-up batch excluded, SMILES parsing and featurisation included.
+``predict MODEL_PT SMILES_FILE OUT_JSON [NUM_WORKERS [THREADS]]`` times predicting the SMILES with a trained
+chemprop model the way ``chemprop predict --num-workers NUM_WORKERS`` does (``make_mol`` through chemprop's
+``parallel_execute``, ``MoleculeDataset``, ``build_dataloader`` with its default batch of 64 and
+NUM_WORKERS loader workers, lightning's ``Trainer.predict``) with THREADS torch threads (default 0 workers,
+one thread): import, model loading and a warm-up batch excluded, SMILES parsing and featurisation included.
 """
 
 from __future__ import annotations
@@ -64,21 +65,26 @@ def featurize(smiles_file: str, out_json: str) -> None:
         json.dump({"n": len(graphs), "from_smiles_seconds": from_smiles, "from_mols_seconds": from_mols}, fh)
 
 
-def predict(model_path: str, smiles_file: str, out_json: str) -> None:
+def predict(model_path: str, smiles_file: str, out_json: str, num_workers: int = 0, threads: int = 1) -> None:
     import torch
     from chemprop import data
     from chemprop.models.utils import load_model
+    from chemprop.utils import make_mol, parallel_execute
     from lightning import pytorch as pl
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     with open(smiles_file) as fh:
         smiles = fh.read().split()
     model = load_model(model_path, False)
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, accelerator="cpu", devices=1)
 
     def run(batch: list[str]) -> int:
-        dset = data.MoleculeDataset([data.MoleculeDatapoint.from_smi(s) for s in batch])
-        loader = data.build_dataloader(dset, 64, 0, shuffle=False, drop_last=False)
+        # as chemprop.cli.predict with --num-workers N: parallel_execute's process pool for make_mol, then the
+        # dataset featurised on the fly by the DataLoader's N workers
+        mols = parallel_execute(make_mol, [(s, False, False, False, False) for s in batch], n_workers=num_workers)
+        dset = data.MoleculeDataset([data.MoleculeDatapoint(m, name=s) for s, m in zip(batch, mols, strict=True)],
+                                    n_workers=num_workers)
+        loader = data.build_dataloader(dset, 64, num_workers, shuffle=False, drop_last=False)
         return sum(len(p) for p in trainer.predict(model, loader))
 
     run(smiles[:64])  # warm-up: lightning's first predict sets itself up
@@ -86,7 +92,7 @@ def predict(model_path: str, smiles_file: str, out_json: str) -> None:
     n = run(smiles)
     seconds = time.perf_counter() - start
     with open(out_json, "w") as fh:
-        json.dump({"n": n, "seconds": seconds}, fh)
+        json.dump({"n": n, "seconds": seconds, "num_workers": num_workers, "threads": torch.get_num_threads()}, fh)
 
 
 if __name__ == "__main__":
@@ -95,6 +101,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "featurize":
         featurize(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "predict":
-        predict(sys.argv[2], sys.argv[3], sys.argv[4])
+        predict(sys.argv[2], sys.argv[3], sys.argv[4], *(int(a) for a in sys.argv[5:7]))
     else:
         raise SystemExit(f"unknown mode {sys.argv[1]!r}: use 'train', 'featurize' or 'predict'")

@@ -86,10 +86,16 @@ def parse_smiles(smiles: str, standardize: Sequence[str] = (), max_atoms: int | 
 
 
 def _parse(smiles: Any, steps: Sequence[Any], max_atoms: int | None) -> Chem.Mol:
+    quiet = rdBase.BlockLogs()  # noqa: F841 (rdMolStandardize logs every step it runs at info level)
+    return _finish(_parse_raw(smiles), steps, max_atoms)
+
+
+def _parse_raw(smiles: Any, mol: Chem.Mol | None = None) -> Chem.Mol:
+    """The sanitised molecule of ``smiles`` before standardisation (``mol``: its parse, when already done)."""
     if not isinstance(smiles, str) or not smiles.strip():
         raise _Invalid("empty or not a string")
-    quiet = rdBase.BlockLogs()  # noqa: F841 (rdMolStandardize logs every step it runs at info level)
-    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        mol = Chem.MolFromSmiles(smiles)
     if mol is None:  # parse again without sanitising, only to say why
         raw = Chem.MolFromSmiles(smiles, sanitize=False)
         if raw is None:
@@ -99,11 +105,19 @@ def _parse(smiles: Any, steps: Sequence[Any], max_atoms: int | None) -> Chem.Mol
         except Exception as exc:  # RDKit raises several unrelated types (valence, kekulisation, ...)
             raise _Invalid(f"RDKit cannot sanitise it ({exc})") from None
         raise _Invalid("RDKit cannot sanitise it")
+    return mol
+
+
+def _finish(mol: Chem.Mol, steps: Sequence[Any], max_atoms: int | None) -> Chem.Mol:
+    """Standardise a parsed molecule with the step functions ``steps`` and check its size (logs blocked by the caller)."""
     for step in steps:
         mol = step(mol)
+    return _check_size(mol, max_atoms)
+
+
+def _check_size(mol: Chem.Mol, max_atoms: int | None) -> Chem.Mol:
     if mol.GetNumAtoms() == 0:
         raise _Invalid("it has no atoms")
     if max_atoms is not None and mol.GetNumAtoms() > max_atoms:
         raise _Invalid(f"it has {mol.GetNumAtoms()} heavy atoms, more than max_atoms={max_atoms}")
     return mol
-

@@ -16,6 +16,7 @@ A flagged molecule is one the shipped models cannot judge: their training data h
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 from rdkit import Chem, rdBase
@@ -30,7 +31,10 @@ def _no_stereo(mol: Chem.Mol) -> Chem.Mol:
     return mol
 
 
+@functools.lru_cache(maxsize=1)
 def _steps() -> dict[str, Callable[[Chem.Mol], Chem.Mol]]:
+    # Built once per process: making RDKit's standardisers (the tautomer enumerator above all) cost about
+    # 1 ms, more than standardising a molecule, and they were made per molecule. Callers never mutate the dict.
     return {
         "cleanup": rdMolStandardize.Cleanup,
         "largest_fragment": rdMolStandardize.LargestFragmentChooser().choose,
@@ -104,14 +108,33 @@ def standardize_report(smiles: str, steps: Sequence[str] = DEFAULT_STANDARDIZE) 
 
 def _standardize_report(smiles: str, steps: Sequence[str]) -> StandardizationReport:
     mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
+    return report_and_standardize(smiles, mol, steps)[0]
+
+
+def report_and_standardize(smiles: str, mol: Chem.Mol | None,
+                           steps: Sequence[str]) -> tuple[StandardizationReport, Chem.Mol | None]:
+    """The :func:`standardize_report` of ``smiles`` from its parsed (sanitised, not yet standardised) ``mol``,
+    and the standardised molecule (``None`` where ``mol`` is); the caller has blocked RDKit's logs.
+
+    One parse then serves the report, the rules and the features (:mod:`torchsci_chem.preparation`).
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> from torchsci_chem.standardize import report_and_standardize
+    >>> report, mol = report_and_standardize("CCO.[Na+]", Chem.MolFromSmiles("CCO.[Na+]"), ["organic_fragment"])
+    >>> report.flags, Chem.MolToSmiles(mol)
+    (['salt', 'metal'], 'CCO')
+    """
     if mol is None:
-        return StandardizationReport(str(smiles), "", ["RDKit cannot parse it"], ["invalid"])
+        return StandardizationReport(str(smiles), "", ["RDKit cannot parse it"], ["invalid"]), None
     flags, changes = [], []
     if any(a.GetAtomicNum() not in _NONMETALS for a in mol.GetAtoms()):
         flags.append("metal")
     made = _steps()
+    after = Chem.MolToSmiles(mol)
     for name in (s for s in STEPS if s in steps):
-        before = Chem.MolToSmiles(mol)
+        before = after  # the previous step's output, written once
         after_mol = made[name](mol)
         after = Chem.MolToSmiles(after_mol)
         if after != before:
@@ -126,4 +149,4 @@ def _standardize_report(smiles: str, steps: Sequence[str]) -> StandardizationRep
         mol = after_mol
     if not any(a.GetAtomicNum() == 6 for a in mol.GetAtoms()):
         flags.append("inorganic")
-    return StandardizationReport(smiles, Chem.MolToSmiles(mol), changes, flags)
+    return StandardizationReport(smiles, after, changes, flags), mol
