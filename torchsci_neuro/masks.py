@@ -153,7 +153,9 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
         brain = np.zeros(shape, dtype=bool)
         tissue = None if task == "brain_mask" else np.zeros(shape, dtype=np.uint8)
         refine = tissue is not None and image is not None and probs.shape[0] > 2
-        posteriors = np.zeros((probs.shape[0] - 1, *shape), dtype=np.float32) if refine else None
+        # float16 halves the largest array of a fine scan (0.5 mm: 3 x 37 M voxels); the refinement's prior needs
+        # no more than three significant digits
+        posteriors = np.zeros((probs.shape[0] - 1, *shape), dtype=np.float16) if refine else None
         for slices, part in resample_box_slabs(probs[(slice(None), *reach)], model_shape, where, canonical_shape):
             part = part.numpy()
             rows = slice(slices[0].start - out_box[0].start, slices[0].stop - out_box[0].start)
@@ -171,10 +173,11 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
 
             region_labels = labels[out_box]  # a view
             refined = refine_brain_voxels(image[out_box], region_labels > 0, posteriors,
-                                          voxel_size if voxel_size is not None else (1.0, 1.0, 1.0))
+                                          voxel_size if voxel_size is not None else (1.0, 1.0, 1.0),
+                                          labels_only=full is None)
             if refined is not None:
                 box, inside, q = refined
-                region_labels[box][inside] = (q.argmax(axis=0) + 1).astype(np.uint8)
+                region_labels[box][inside] = (q if full is None else q.argmax(axis=0)) + 1
                 if full is not None:
                     region = full[(slice(None), *out_box)][(slice(None), *box)]
                     brain_probability = 1.0 - region[0][inside]

@@ -91,12 +91,18 @@ def refine_tissue(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray,
     return out
 
 
+#: Voxels per chunk of the last E-step: its temporaries stay under about 100 MB however fine the scan.
+CHUNK = 1 << 20
+
+
 def refine_brain_voxels(image: np.ndarray, brain: np.ndarray, posteriors: np.ndarray, voxel_size: Sequence[float],
-                        iterations: int = ITERATIONS, smoothing_mm: float = SMOOTHING_MM,
+                        iterations: int = ITERATIONS, smoothing_mm: float = SMOOTHING_MM, labels_only: bool = False,
                         ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray] | None:
     """:func:`refine_tissue`'s answer for the brain's voxels only: ``(box, inside, q)``, where ``box`` is the
     brain's bounding box, ``inside`` the brain mask within it and ``q`` the ``(K, inside.sum())`` refined
-    posteriors in ``inside``'s C order; ``None`` for an empty brain. No array of the whole grid is made."""
+    posteriors in ``inside``'s C order (with ``labels_only``, their argmax as uint8 instead); ``None`` for an
+    empty brain. No array of the whole grid is made, and the last E-step runs in chunks of :data:`CHUNK` voxels,
+    so the memory follows the brain's voxel count (a 0.5 mm scan has eight times a 1 mm scan's)."""
     classes = posteriors.shape[0]
     if not brain.any():
         return None
@@ -104,36 +110,51 @@ def refine_brain_voxels(image: np.ndarray, brain: np.ndarray, posteriors: np.nda
                       int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[-1]) + 1)
                 for ax in range(3))
     inside = brain[box]
-    values = np.asarray(image[box], dtype=np.float32)[inside]
-    prior = np.stack([np.asarray(posteriors[c][box], dtype=np.float32)[inside] for c in range(classes)])
-    prior = np.clip(prior, 1e-6, None)
+    values = np.asarray(image[box][inside], dtype=np.float32)
+    prior = np.empty((classes, values.size), dtype=np.float32)
+    for c in range(classes):
+        prior[c] = posteriors[c][box][inside]
+    np.clip(prior, 1e-6, None, out=prior)
     prior /= prior.sum(axis=0, keepdims=True)
-    q = prior
     spread = float(np.percentile(values, 99) - np.percentile(values, 1))
     if values.size < 100 or spread <= 0.0:  # nothing to learn intensities from: the network decides
-        return box, inside, prior
+        return box, inside, (prior.argmax(axis=0).astype(np.uint8) if labels_only else prior)
     # The class statistics (M-steps) come from a regular subsample of about one voxel per 2 mm cube, which
     # holds dozens of voxels per block of the mean fields; the last E-step labels every voxel.
     stride = tuple(max(1, int(round(FIT_SPACING_MM / float(v)))) for v in voxel_size)
-    index = np.nonzero(inside)
-    fit = np.ones(values.size, bool)
+    lattice = np.ones(inside.shape, dtype=bool)
     for axis, step in enumerate(stride):
         if step > 1:
-            fit &= index[axis] % step == 0
+            keep = np.zeros(inside.shape[axis], dtype=bool)
+            keep[::step] = True
+            lattice &= keep.reshape([-1 if a == axis else 1 for a in range(3)])
+    fit = lattice[inside]
     if fit.sum() < 100:
         fit[:] = True
-    means = _LocalMeans(inside.shape, voxel_size, smoothing_mm, tuple(i[fit] for i in index))
+        lattice = inside
+    means = _LocalMeans(inside.shape, voxel_size, smoothing_mm, np.nonzero(inside & lattice))
     floor = (1e-3 * spread) ** 2
-    fit_values, fit_prior, q_fit = values[fit], prior[:, fit], q[:, fit]
-    for iteration in range(iterations):
+    fit_values, fit_prior = values[fit], prior[:, fit]
+    q_fit = fit_prior
+    for _ in range(iterations - 1):
         fields = means.fields(q_fit, fit_values)
         mu_fit = means.at_fit(fields)
-        variances = _variances(q_fit, fit_values, mu_fit, floor)
-        if iteration < iterations - 1:
-            q_fit = _e_step(fit_prior, fit_values, mu_fit, variances)
+        q_fit = _e_step(fit_prior, fit_values, mu_fit, _variances(q_fit, fit_values, mu_fit, floor))
+    if iterations < 1:
+        return box, inside, (prior.argmax(axis=0).astype(np.uint8) if labels_only else prior)
+    fields = means.fields(q_fit, fit_values)
+    variances = _variances(q_fit, fit_values, means.at_fit(fields), floor)
+    flat = np.flatnonzero(inside)
+    out = np.empty(values.size, dtype=np.uint8) if labels_only else prior  # the prior is overwritten chunk by chunk
+    for start in range(0, values.size, CHUNK):
+        part = slice(start, start + CHUNK)
+        mu = means.at(fields, np.unravel_index(flat[part], inside.shape))
+        q = _e_step(prior[:, part], values[part], mu, variances)
+        if labels_only:
+            out[part] = q.argmax(axis=0)
         else:
-            q = _e_step(prior, values, means.at(fields, index), variances)
-    return box, inside, q
+            out[:, part] = q
+    return box, inside, out
 
 
 def _variances(q: np.ndarray, values: np.ndarray, mu: np.ndarray, floor: float) -> list[float]:
