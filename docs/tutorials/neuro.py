@@ -83,6 +83,12 @@ print(f"segmented in {time.perf_counter() - start:.1f} s; labels: shape {labels.
 nib.save(labels, WORK / "labels.nii.gz")  # open it over the scan in FSLeyes, ITK-SNAP, 3D Slicer, ...
 
 # %% [markdown]
+# The network sees the scan at 2 mm; the tissue labels inside its brain mask are then refined at the scan's
+# own resolution by the scan's intensities (a per-scan Gaussian model with the network's posteriors as the
+# prior, as SPM and FSL FAST do with an atlas), which recovers thin sulcal CSF and the cortical ribbon.
+# `segment(..., refine=False)` (`--no-refine`) keeps the network's own labels; the brain mask is the same.
+
+# %% [markdown]
 # ## 2. Look before you measure
 #
 # The QC picture overlays the labels on three slices through the brain's centre (the same picture
