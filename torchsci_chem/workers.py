@@ -43,7 +43,14 @@ work of a worker process. 5,000 molecules are 20 blocks, so two workers finish w
 
 def first_of_each(keys: Sequence[str]) -> tuple[list[int], list[int]]:
     """Positions of the first occurrence of each distinct key, and per key the index of its first occurrence
-    among those: ``["a", "b", "a"]`` gives ``([0, 1], [0, 1, 0])``."""
+    among those.
+
+    Examples
+    --------
+    >>> from torchsci_chem.workers import first_of_each
+    >>> first_of_each(["CCO", "c1ccccc1", "CCO"])
+    ([0, 1], [0, 1, 0])
+    """
     index: dict[str, int] = {}
     firsts: list[int] = []
     of_each = []
