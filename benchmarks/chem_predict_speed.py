@@ -12,8 +12,8 @@ repeated list would turn into a cache benchmark.
 
 Both: SMILES in, predictions out; parsing and featurisation included; import, model loading and a warm-up
 batch excluded; ``--threads`` torch threads (default 1). Each ``--cores`` setting is a table: ``1`` is one
-process each; ``N`` is torchsci ``predict(n_jobs=N)`` (molecules prepared in N worker processes while the
-main one runs the network) against ``chemprop predict --num-workers N`` (SMILES parsed in chemprop's
+process each; ``N`` is torchsci ``predict(n_jobs=N)`` (N worker processes each preparing and predicting their
+own blocks of molecules, the main one collecting the results) against ``chemprop predict --num-workers N`` (SMILES parsed in chemprop's
 process pool of N, graphs made by N DataLoader workers); worker start-up is inside the timing on both
 sides. Rounds alternate which side goes first; the 1-minute load average is printed with every round.
 ``--shipped esol`` adds torchsci-only rows for a shipped model (a 5-member ensemble on 138 RDKit descriptors

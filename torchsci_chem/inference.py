@@ -33,7 +33,7 @@ from torchsci_chem.featurize import (
     featurize,
     parse_smiles,
 )
-from torchsci_chem.preparation import Needs, _extra, prepare_blocks
+from torchsci_chem.preparation import Needs, _extra
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol"), "freesolv": ("chem/dmpnn_ensemble", "freesolv"),
               "lipo": ("chem/dmpnn_ensemble", "lipo")}
@@ -118,13 +118,18 @@ def predict(smiles: str | Sequence[str], model: str | Path | nn.Module = "esol",
         :data:`torchsci_chem.standardize.DEFAULT_STANDARDIZE`); ``False``: the molecules as given; or a
         list of steps from :data:`torchsci_chem.featurize.STANDARDIZE_STEPS`.
     n_jobs
-        Processes at work, this one included (``1``, the default: this process does everything). With
-        ``n_jobs > 1``, ``n_jobs - 1`` worker processes parse and featurise blocks of molecules while this one
-        runs the network on the blocks already done; on two cores at load about 1, ``n_jobs=2`` predicted
-        1.4-1.6x as many molecules/s on 1,000-5,000 molecules, and little more when other jobs held the cores
-        (benchmarks/README.md). Starting the workers costs little with
-        Linux's fork and about two seconds with spawn (macOS, Windows), where the calling script needs an
-        ``if __name__ == "__main__":`` guard. Results are identical for every ``n_jobs``.
+        Processes at work (``1``, the default: this process does everything). With ``n_jobs > 1`` on Linux and
+        a model on the CPU, ``n_jobs`` forked worker processes each parse, featurise and predict their own
+        blocks of molecules (one torch thread each) while this one only collects the results in order; an input
+        of one block (256 molecules at the default batch size) stays in this process. Elsewhere (macOS,
+        Windows: spawn, about two seconds to start, and the calling script needs an
+        ``if __name__ == "__main__":`` guard; a model on a GPU) ``n_jobs - 1`` workers parse and featurise while
+        this process runs the network. On two otherwise idle cores, ``n_jobs=2`` predicted 1.76-1.95x the
+        molecules/s of ``n_jobs=1`` (5,000 molecules, a D-MPNN of hidden 300: about 3,000 against 1,650;
+        ``model="esol"``: 760-777 against 423; benchmarks/README.md).
+        Results are bitwise identical for every ``n_jobs``: the network sees the same batches (blocks are a
+        multiple of ``batch_size``) and, on the CPU, runs on one torch thread whatever
+        :func:`torch.get_num_threads` says (on two, MKL rounds some small matrix products differently).
     on_invalid
         ``"raise"`` (default): one error listing every invalid SMILES; ``"skip"``: NaN for those rows,
         with a warning that lists them.
@@ -229,14 +234,19 @@ class _Rows:
 
 def _prepare_and_run(net: nn.Module, smiles: list[Any], needs: Needs, n_jobs: int, batch_size: int, on_invalid: str,
                      progress: bool) -> _Rows:
-    """Prepare each distinct string once (:mod:`torchsci_chem.preparation`, ``n_jobs - 1`` worker processes) and run the
-    network on the molecules of each block as soon as it is ready.
+    """Prepare each distinct string once and run the network on it, block by block, in this process or in
+    ``n_jobs`` worker processes (:mod:`torchsci_chem.workers`).
 
     Molecules that standardise to the same structure (enantiomers, a salt and its parent, one SMILES written
-    twice) are one graph, predicted once: equal inputs get bitwise equal predictions, which batching alone does
-    not promise (a row's float32 sums depend on its position in a batch). Batches are the distinct graphs in
-    order of first appearance, ``batch_size`` at a time, whatever ``n_jobs``, so results do not depend on it.
+    twice) are one graph: equal inputs get bitwise equal predictions, which batching alone does not promise (a
+    row's float32 sums depend on its position in a batch). Within a block, the distinct graphs go through the
+    network ``batch_size`` at a time; a molecule met again in a later block takes the prediction of its first
+    block. Blocks and batches do not depend on ``n_jobs``, so neither do the results.
     """
+    from torchsci_chem.workers import first_of_each, predicted_blocks
+
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ConfigError(f"n_jobs={n_jobs!r}: give the number of processes at work, 1 or more.")
     keyed = [s if isinstance(s, str) else None for s in smiles]  # non-strings are invalid, whatever they are
     distinct: dict[str | None, int] = {}
     row_string = np.array([distinct.setdefault(k, len(distinct)) for k in keyed], dtype=np.int64)
@@ -247,9 +257,9 @@ def _prepare_and_run(net: nn.Module, smiles: list[Any], needs: Needs, n_jobs: in
     fingerprints = np.zeros((len(strings), PACKED_BYTES), dtype=np.uint8) if needs.fingerprints else None
     slot_of = np.full(len(strings), -1, dtype=np.int64)
     slots: dict[str, int] = {}
-    forward = _Forward(net, batch_size)
+    columns: list[np.ndarray] = []  # per block, the outputs of the molecules first met in it
     bar = tqdm(total=len(smiles), desc="molecules", unit="mol", leave=False, disable=not progress)
-    for block in prepare_blocks(strings, needs, n_jobs):
+    for block, outputs in predicted_blocks(strings, needs, net, batch_size, n_jobs, on_invalid == "raise"):
         reasons += block.reasons
         rules += block.rules
         if reports is not None:
@@ -257,62 +267,27 @@ def _prepare_and_run(net: nn.Module, smiles: list[Any], needs: Needs, n_jobs: in
         at = block.start + block.valid
         if fingerprints is not None:
             fingerprints[at] = block.fingerprints
-        for k, (j, key) in enumerate(zip(at, block.keys, strict=True)):
-            slot = slots.setdefault(key, len(slots))
-            slot_of[j] = slot
-            if slot == forward.added:
-                forward.add(block.graphs[k], None if block.extra is None else block.extra[k])
-        if on_invalid == "raise" and any(block.reasons):
-            forward.stop()  # the error below lists every invalid row, so preparation goes on; the network need not
+        new: list[int] = []
+        for j, key, local in zip(at, block.keys, first_of_each(block.keys)[1], strict=True):
+            if key not in slots:
+                slots[key] = len(slots)
+                new.append(local)
+            slot_of[j] = slots[key]
+        if new and outputs is not None:
+            columns.append(outputs[:, new])
         bar.update(len(block.reasons))
     bar.close()
-    each, variances = forward.finish()
     invalid = [InvalidMolecule(i, str(smiles[i]), reasons[d]) for i, d in enumerate(row_string) if reasons[d]]
     if invalid and on_invalid == "raise":
         raise DataError(describe_invalid(invalid) + "\nFix or remove these rows, or pass on_invalid='skip' "
                         "to drop them with this report.")
+    each, variances = _split_variances(net, columns)
     kept = np.array([i for i, d in enumerate(row_string) if not reasons[d]], dtype=np.int64)
     where = slot_of[row_string[kept]]
     return _Rows(kept, each[:, where], None if variances is None else variances[:, where], invalid,
                  [reasons[d] for d in row_string], [rules[d] for d in row_string],
                  None if reports is None else [reports[d] for d in row_string],
                  None if fingerprints is None else fingerprints[row_string[kept]])
-
-
-class _Forward:
-    """The network over molecules added one at a time, ``batch_size`` per forward pass."""
-
-    def __init__(self, net: nn.Module, batch_size: int) -> None:
-        self.net, self.batch_size = net, batch_size
-        self.graphs: list[MolGraph] = []
-        self.extra: list[np.ndarray] = []
-        self.outputs: list[np.ndarray] = []
-        self.added = 0
-        self.stopped = False
-
-    def add(self, graph: MolGraph, extra: np.ndarray | None) -> None:
-        self.added += 1
-        if self.stopped:
-            return
-        self.graphs.append(graph)
-        if extra is not None:
-            self.extra.append(extra)
-        if len(self.graphs) == self.batch_size:
-            self._run()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.graphs, self.extra = [], []
-
-    def _run(self) -> None:
-        extra = np.stack(self.extra) if self.extra else None
-        self.outputs.append(_forward_batch(self.net, self.graphs, extra))
-        self.graphs, self.extra = [], []
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.graphs:
-            self._run()
-        return _split_variances(self.net, self.outputs)
 
 
 def member_predictions(net: nn.Module, smiles: Sequence[str], standardize: Sequence[str] = (),
@@ -743,8 +718,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1,
-                   help="processes at work (default 1); with N, N-1 worker processes parse and featurise molecules "
-                        "while this one runs the network (2 on two free cores: 1.4-1.6x the molecules/s, benchmarks/README.md)")
+                   help="processes at work (default 1); with N, N worker processes each parse, featurise and predict "
+                        "their own blocks of molecules (Linux, CPU; elsewhere N-1 featurise while this one runs the "
+                        "network); on two idle cores --jobs 2 took 13.3-13.5 s for 5,000 molecules with esol, --jobs 1 23.3 s (benchmarks/README.md)")
     p.add_argument("--chunk-size", type=int, default=10_000,
                    help="molecules read, predicted and written at a time (memory stays bounded by it)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),

@@ -8,7 +8,8 @@ standardised molecule, the graph, the canonical SMILES that makes equal molecule
 fingerprint and the model's extra features. (predict() used to parse a string up to five times for these.)
 
 :func:`prepare_blocks` yields blocks of prepared strings in input order, prepared in ``n_jobs - 1`` worker
-processes while the caller runs the network on the blocks already done. A worker receives strings and
+processes while the caller runs the network on the blocks already done (:mod:`torchsci_chem.workers` uses it
+where workers cannot run the network themselves: no fork, or a model on a GPU). A worker receives strings and
 returns numpy arrays and small records, never RDKit molecules, so it runs under any start method.
 """
 

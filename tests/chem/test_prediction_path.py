@@ -1,10 +1,15 @@
-"""predict() parses each SMILES once and may prepare molecules in worker processes: same answers as the
-separate functions that parse for themselves, and the same answers for every n_jobs."""
+"""predict() parses each SMILES once and may prepare and predict molecules in worker processes: same answers as
+the separate functions that parse for themselves, and the same answers for every n_jobs."""
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +19,7 @@ from rdkit import Chem
 import torchsci_chem
 from tests.badinput import run_cli
 from torchsci import ConfigError, DataError
-from torchsci_chem import preparation
+from torchsci_chem import preparation, workers
 from torchsci_chem.datasets import data_path
 from torchsci_chem.descriptors import RDKIT2D_V1, compute_descriptors, descriptor_function
 from torchsci_chem.domain import applicability, nearest_similarity, packed_fingerprints
@@ -51,10 +56,25 @@ def library() -> list[str]:
 
 @pytest.fixture()
 def small_blocks(monkeypatch) -> list[str]:
-    """Blocks of 16 strings and 90 molecules with odd rows in the first, a middle and the last block."""
+    """Blocks of 16 strings (with ``batch_size=8``: two batches) and 96 rows with odd rows in the first, a
+    middle and the last block; the calls that went to worker processes that run the network are counted."""
+    monkeypatch.setattr(workers, "BLOCK", 16)
     monkeypatch.setattr(preparation, "BLOCK", 16)
     mols = shipped_smiles()
     return ODD + mols[:40] + ODD + mols[-20:] + ODD
+
+
+@pytest.fixture()
+def data_parallel_calls(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = workers._in_workers
+
+    def counted(tasks, net, batch_size, n):
+        calls.append(n)
+        yield from original(tasks, net, batch_size, n)
+
+    monkeypatch.setattr(workers, "_in_workers", counted)
+    return calls
 
 
 @pytest.mark.slow
@@ -89,10 +109,12 @@ def run(smiles, n_jobs, **kwargs):
 
 
 @pytest.mark.slow
-def test_worker_processes_give_the_answers_of_one_process(small_blocks):
+def test_worker_processes_give_the_answers_of_one_process(small_blocks, data_parallel_calls, monkeypatch):
     library = small_blocks
-    one, one_warnings = run(library, 1, details=True)
-    two, two_warnings = run(library, 2, details=True)
+    one, one_warnings = run(library, 1, details=True, batch_size=8)
+    assert data_parallel_calls == []
+    two, two_warnings = run(library, 2, details=True, batch_size=8)
+    assert data_parallel_calls == [2]  # two workers, each preparing and predicting its blocks
     assert np.array_equal(one.value, two.value, equal_nan=True) and np.array_equal(one.std, two.std, equal_nan=True)
     assert one.invalid == two.invalid and one.applicability == two.applicability
     assert one.standardized == two.standardized and np.array_equal(one.similarity, two.similarity, equal_nan=True)
@@ -100,18 +122,90 @@ def test_worker_processes_give_the_answers_of_one_process(small_blocks):
     # the invalid rows in input order, as the warning lists them
     rows = [int(line.split()[1].rstrip(":")) for line in two_warnings[0].splitlines()[1:] if line.startswith("  row")]
     assert rows == sorted(rows) and rows[:3] == [0, 1, 10] and rows[-1] == len(library) - 2
-    plain, _ = run(library, 2)
+    plain, _ = run(library, 2, batch_size=8)
     assert np.array_equal(plain, one.value, equal_nan=True)
-    three, three_warnings = run(library, 3, details=True)  # two workers whose blocks can finish out of order
+    three, three_warnings = run(library, 3, details=True, batch_size=8)  # blocks can finish out of order
+    assert data_parallel_calls == [2, 2, 3]
     assert np.array_equal(three.value, one.value, equal_nan=True) and three.invalid == one.invalid
-    assert three_warnings == one_warnings
+    assert np.array_equal(three.std, one.std, equal_nan=True) and three_warnings == one_warnings
+    # one molecule written twice, in one block and across blocks, gets one bitwise-equal prediction
+    ethanol = [k for k, s in enumerate(library) if s in ("CCO", "OCC")]
+    assert len(ethanol) == 9 and len(set(three.value[ethanol].tolist())) == 1
+    # where workers cannot run the network (no fork, a GPU model), they prepare and this process predicts
+    monkeypatch.setattr(workers, "data_parallel", lambda net: False)
+    fallback, fallback_warnings = run(library, 2, details=True, batch_size=8)
+    assert data_parallel_calls == [2, 2, 3] and fallback_warnings == one_warnings
+    assert np.array_equal(fallback.value, one.value, equal_nan=True) and fallback.invalid == one.invalid
+
+
+@pytest.mark.slow
+def test_a_failing_worker_is_one_clear_error(small_blocks, monkeypatch):
+    original = workers.prepare
+
+    def failing(strings, needs, start=0):
+        if start == 32:
+            raise RuntimeError("boom")
+        return original(strings, needs, start)
+
+    monkeypatch.setattr(workers, "prepare", failing)  # the forked workers inherit it
+    with pytest.raises(DataError, match=r"worker process failed on molecules 32-47 .*RuntimeError: boom") as caught:
+        run(small_blocks, 2, batch_size=8)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+    def dying(strings, needs, start=0):
+        if start == 48:
+            os._exit(3)  # as if killed: no exception to send back
+        return original(strings, needs, start)
+
+    monkeypatch.setattr(workers, "prepare", dying)
+    with pytest.raises(DataError, match="a worker process died"):
+        run(small_blocks, 2, batch_size=8)
+
+
+@pytest.mark.slow
+def test_an_exception_or_ctrl_c_here_ends_the_workers(small_blocks, esol):
+    from torchsci_chem.inference import _extra_spec
+
+    blocks = workers.predicted_blocks(small_blocks, preparation.Needs(extra=_extra_spec(esol)), esol, 8, 2)
+    next(blocks)
+    assert len(multiprocessing.active_children()) == 2
+    blocks.close()  # what an exception or KeyboardInterrupt in predict()'s loop over the blocks does to them
+    assert multiprocessing.active_children() == []
+
+
+FORKED_AFTER_TWO_THREADS = """
+import csv, warnings, numpy as np, torch, torchsci_chem
+from torchsci_chem import workers
+from torchsci_chem.datasets import data_path
+torch.set_num_threads(2)
+a = torch.randn(1500, 1500)
+(a @ a).sum(), torch.relu(torch.randn(4_000_000)).sum()  # GNU OpenMP's pool of 2 threads is running now
+with data_path("ESOL.csv").open() as fh:
+    smiles = [r["smiles"] for r in csv.DictReader(fh)][:768]
+warnings.simplefilter("ignore")
+# batches of 256: large enough that torch's element-wise ops would run a parallel region if they had 2 threads
+two = torchsci_chem.predict(smiles, n_jobs=2, batch_size=256)
+assert np.array_equal(two, torchsci_chem.predict(smiles, batch_size=256))
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_workers_forked_from_a_parent_that_ran_two_threads_complete():
+    # A forked child whose first parallel region runs on GNU OpenMP's pool inherited from the parent waits
+    # forever; the workers set one thread first. Mutation-checked: with neither torch.set_num_threads(1) of
+    # torchsci_chem/workers.py (the worker's start, run_block's), this script hung until killed at 90 s.
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", FORKED_AFTER_TWO_THREADS], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_worker_processes_raise_one_error_listing_every_invalid_row(small_blocks):
     library = small_blocks
     with pytest.raises(DataError) as caught:
-        torchsci_chem.predict(library, model="esol", n_jobs=2)
+        torchsci_chem.predict(library, model="esol", n_jobs=2, batch_size=8)
     message = str(caught.value)
     assert "9 molecule(s)" in message and f"row {len(library) - 2}: 'C1CC'" in message
 
@@ -159,16 +253,20 @@ def test_in_place_message_passing_is_bitwise_the_out_of_place_one_with_the_same_
 
 
 @pytest.mark.slow
-def test_cli_jobs_gives_the_file_of_one_process(small_blocks, tmp_path, capsys):
+def test_cli_jobs_gives_the_file_of_one_process(data_parallel_calls, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(workers, "BLOCK", 64)  # one batch (the default) per block, 2-4 blocks per chunk
+    mols = shipped_smiles()
+    library = ODD + mols[:150] + ODD + mols[-100:] + ODD
     source = tmp_path / "library.csv"
     with source.open("w", newline="") as fh:
-        csv.writer(fh).writerows([["id", "smiles"], *([f"m{k}", s] for k, s in enumerate(small_blocks))])
+        csv.writer(fh).writerows([["id", "smiles"], *([f"m{k}", s] for k, s in enumerate(library))])
     outs = []
     for jobs in (1, 3):
         out = tmp_path / f"jobs{jobs}.csv"
         code, err = run_cli(["chem", "predict", source, "-o", out, "--on-invalid", "skip", "--jobs", jobs,
-                             "--chunk-size", 50], capsys)
+                             "--chunk-size", 200], capsys)
         assert code == 0, err
         outs.append(list(csv.DictReader(out.open())))
-    assert outs[0] == outs[1] and [r["id"] for r in outs[1]] == [f"m{k}" for k in range(len(small_blocks))]
-    assert [k for k, r in enumerate(outs[1]) if r["invalid"]] == [0, 1, 10, 52, 53, 62, 84, 85, 94]
+    assert len(data_parallel_calls) == 2  # both chunks of --jobs 3 went to workers that run the network
+    assert outs[0] == outs[1] and [r["id"] for r in outs[1]] == [f"m{k}" for k in range(len(library))]
+    assert [k for k, r in enumerate(outs[1]) if r["invalid"]] == [0, 1, 10, 162, 163, 172, 274, 275, 284]
