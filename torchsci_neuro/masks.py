@@ -151,15 +151,18 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
         out_box = covered_box(model_shape, where, canonical_shape)
         shape = tuple(sl.stop - sl.start for sl in out_box)
         brain = np.zeros(shape, dtype=bool)
-        tissue = None if task == "brain_mask" else np.zeros(shape, dtype=np.uint8)
-        refine = tissue is not None and image is not None and probs.shape[0] > 2
-        # float16 halves the largest array of a fine scan (0.5 mm: 3 x 37 M voxels); the refinement's prior needs
-        # no more than three significant digits
+        refine = task != "brain_mask" and image is not None and probs.shape[0] > 2
+        if refine and voxel_size is None:
+            raise ValueError("labels_on_scan_grid(image=...) needs the image's voxel_size to refine the tissue labels.")
+        # Refined, every brain voxel's tissue comes from the refinement, so the slabs give only the brain. float16
+        # halves the largest array of a fine scan (0.5 mm: 3 x 37 M voxels); the refinement's prior needs no more
+        # than three significant digits.
+        tissue = None if task == "brain_mask" or refine else np.zeros(shape, dtype=np.uint8)
         posteriors = np.zeros((probs.shape[0] - 1, *shape), dtype=np.float16) if refine else None
         for slices, part in resample_box_slabs(probs[(slice(None), *reach)], model_shape, where, canonical_shape):
             part = part.numpy()
             rows = slice(slices[0].start - out_box[0].start, slices[0].stop - out_box[0].start)
-            brain[rows], slab_tissue = _voxel_labels(part, task)
+            brain[rows], slab_tissue = _voxel_labels(part, "brain_mask" if refine else task)
             if tissue is not None:
                 tissue[rows] = slab_tissue
             if posteriors is not None:
@@ -172,8 +175,7 @@ def labels_on_scan_grid(probs: torch.Tensor, canonical_shape: Sequence[int], orn
             from torchsci_neuro.refine import refine_brain_voxels
 
             region_labels = labels[out_box]  # a view
-            refined = refine_brain_voxels(image[out_box], region_labels > 0, posteriors,
-                                          voxel_size if voxel_size is not None else (1.0, 1.0, 1.0),
+            refined = refine_brain_voxels(image[out_box], region_labels > 0, posteriors, voxel_size,
                                           labels_only=full is None)
             if refined is not None:
                 box, inside, q = refined

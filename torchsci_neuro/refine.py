@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from torchsci_neuro.masks import bounding_box
+
 #: EM iterations, fixed at three before any measurement. Not run to convergence on purpose: the CSF
 #: Gaussian widens as partial-volume voxels join it (MNI T1 CSF Dice 0.77 after three, 0.74 after five).
 ITERATIONS = 3
@@ -106,9 +108,7 @@ def refine_brain_voxels(image: np.ndarray, brain: np.ndarray, posteriors: np.nda
     classes = posteriors.shape[0]
     if not brain.any():
         return None
-    box = tuple(slice(int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[0]),
-                      int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != ax)))[-1]) + 1)
-                for ax in range(3))
+    box = bounding_box(brain, margin=0)
     inside = brain[box]
     values = np.asarray(image[box][inside], dtype=np.float32)
     prior = np.empty((classes, values.size), dtype=np.float32)
