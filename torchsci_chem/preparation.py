@@ -28,9 +28,6 @@ from torchsci.errors import ConfigError
 from torchsci_chem.graphs import MolGraph, mols_to_graphs
 from torchsci_chem.molecules import _check_size, _finish, _Invalid, _parse_raw, _standardizers
 
-BLOCK = 128
-"""Distinct SMILES per block: the unit of work of a worker process."""
-
 
 @dataclasses.dataclass
 class Needs:
@@ -131,10 +128,8 @@ def _prepare_task(args: tuple) -> PreparedBlock:
     return prepare(*args)
 
 
-def prepare_blocks(smiles: Sequence[Any], needs: Needs, n_jobs: int = 1,
-                   block: int | None = None) -> Iterator[PreparedBlock]:
-    """:class:`PreparedBlock` s of ``smiles`` in order, ``block`` strings each (default :data:`BLOCK`, four
-    times that with ``n_jobs=1``).
+def prepare_blocks(smiles: Sequence[Any], needs: Needs, n_jobs: int, block: int) -> Iterator[PreparedBlock]:
+    """:class:`PreparedBlock` s of ``smiles`` in order, ``block`` strings each.
 
     ``n_jobs`` counts the processes at work, this one included: with ``n_jobs > 1``, ``n_jobs - 1`` worker
     processes prepare the blocks ahead (Python's default start method: fork on Linux, spawn on macOS and
@@ -147,12 +142,11 @@ def prepare_blocks(smiles: Sequence[Any], needs: Needs, n_jobs: int = 1,
     Examples
     --------
     >>> from torchsci_chem.preparation import Needs, prepare_blocks
-    >>> [len(b.graphs) for b in prepare_blocks(["CCO", "CCN", "x"], Needs(), block=2)]
+    >>> [len(b.graphs) for b in prepare_blocks(["CCO", "CCN", "x"], Needs(), n_jobs=1, block=2)]
     [2, 0]
     """
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
         raise ConfigError(f"n_jobs={n_jobs!r}: give the number of processes at work, 1 or more (2: one worker featurises while this process runs the network).")
-    block = block or (BLOCK if n_jobs > 1 else 4 * BLOCK)  # in one process small blocks only add overhead
     tasks = [(list(smiles[a:a + block]), needs, a) for a in range(0, len(smiles), block)]
     # Blocks queued per worker. Descriptors make preparing cost several times the network, so few are queued
     # and this process, which takes only blocks no worker has, shares the preparing (esol on 1,000 molecules,

@@ -107,7 +107,7 @@ def predicted_blocks(strings: Sequence[Any], needs: Needs, net: nn.Module, batch
         yield from _in_workers(tasks, net, batch_size, min(n_jobs, len(tasks)))
         return
     # one process, or workers that only prepare: the network runs here, on the same blocks
-    blocks = (prepare(*task) for task in tasks) if n_jobs == 1 else prepare_blocks(strings, needs, n_jobs, size)
+    blocks = prepare_blocks(strings, needs, n_jobs, size)
     running = True
     for block in blocks:
         running = running and not (stop_at_invalid and any(block.reasons))

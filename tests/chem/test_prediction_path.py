@@ -59,7 +59,6 @@ def small_blocks(monkeypatch) -> list[str]:
     """Blocks of 16 strings (with ``batch_size=8``: two batches) and 96 rows with odd rows in the first, a
     middle and the last block; the calls that went to worker processes that run the network are counted."""
     monkeypatch.setattr(workers, "BLOCK", 16)
-    monkeypatch.setattr(preparation, "BLOCK", 16)
     mols = shipped_smiles()
     return ODD + mols[:40] + ODD + mols[-20:] + ODD
 
