@@ -153,3 +153,39 @@ def test_the_ensemble_factory_declares_every_argument_a_config_may_set():
         _check_kwargs(factory, {"calibraton_size": 10}, "model")
     model = factory(members=2, calibration_size=10, hidden=32)
     assert model.conformal_scores.shape == (10,)
+
+
+def _reference_encode(net: DMPNN, atoms, bonds, edge_index, molecule, molecule_sizes) -> torch.Tensor:
+    """The D-MPNN's encoder written out plainly (reverse edges by a flip of the (2i, 2i+1) pairs, no in-place ops)."""
+    src, dst = edge_index
+    h0 = net.w_i(torch.cat([atoms[src], bonds], dim=1))
+    h = torch.relu(h0)
+    for _ in range(net.depth - 1):
+        into_atom = torch.zeros(atoms.shape[0], net.hidden, dtype=h.dtype).index_add(0, dst, h)
+        h = torch.relu(net.w_h(into_atom[src] - h.view(-1, 2, net.hidden).flip(1).reshape(-1, net.hidden)) + h0)
+    into_atom = torch.zeros(atoms.shape[0], net.hidden, dtype=h.dtype).index_add(0, dst, h)
+    atom_h = torch.relu(net.w_o(torch.cat([atoms, into_atom], dim=1)))
+    pooled = torch.zeros(molecule_sizes.shape[0], net.hidden, dtype=h.dtype).index_add(0, molecule, atom_h)
+    return pooled / molecule_sizes.clamp_min(1).unsqueeze(1).to(pooled.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_message_passing_forms_with_and_without_autograd_are_bitwise_the_plain_formula(dtype):
+    torch.manual_seed(3)
+    net = DMPNN(hidden=37, depth=4).to(dtype)
+    batch = collate_graphs(featurize(["CCO", "c1ccccc1C(=O)N", "[Na+]", "C1CC1C#N", "OC(F)(F)C(Cl)Br"]).graphs)
+    inputs = [t.to(dtype) if t.is_floating_point() else t for t in batch.inputs()]
+    with torch.no_grad():
+        reference = _reference_encode(net, *inputs)
+    with torch.inference_mode():  # the in-place halves
+        inferred = net.encode(*inputs)
+    trained = net.encode(*inputs)  # the gather by reverse index, with autograd
+    assert trained.requires_grad
+    assert torch.equal(inferred, reference) and torch.equal(trained.detach(), reference)
+    trained.sum().backward()
+    reference_net = DMPNN(hidden=37, depth=4).to(dtype)
+    reference_net.load_state_dict(net.state_dict())
+    _reference_encode(reference_net, *inputs).sum().backward()
+    for (name, p), q in zip(net.named_parameters(), reference_net.parameters(), strict=True):
+        if p.grad is not None or q.grad is not None:
+            assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6), name
