@@ -9,13 +9,13 @@ from torch import nn
 from torchsci.optim import OPTIMIZERS, build_optimizer
 
 
-def _train(opt_factory, steps: int = 12, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+def _train(opt_factory, steps: int = 12) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(7, 13), nn.GELU(), nn.Linear(13, 3)).to(dtype)
+    model = nn.Sequential(nn.Linear(7, 13), nn.GELU(), nn.Linear(13, 3))
     opt = opt_factory(model)
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        x = torch.randn(5, 7, generator=gen).to(dtype)
+        x = torch.randn(5, 7, generator=gen)
         loss = model(x).pow(2).mean()
         opt.zero_grad()
         loss.backward()
@@ -23,28 +23,14 @@ def _train(opt_factory, steps: int = 12, dtype: torch.dtype = torch.float32) -> 
     return [p.detach().clone() for p in model.parameters()]
 
 
-def test_cpu_sgd_is_foreach_and_bitwise_equal_to_the_loop() -> None:
-    assert build_optimizer(nn.Linear(3, 2), "sgd").param_groups[0]["foreach"] is True
-    ours = _train(lambda m: build_optimizer(m, "sgd", lr=1e-2, weight_decay=1e-3))
-    loop = _train(lambda m: torch.optim.SGD(list(m.parameters()), lr=1e-2, weight_decay=1e-3, foreach=False))
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_cpu_named_optimizer_is_foreach_and_bitwise_equal_to_the_loop(name: str) -> None:
+    model = nn.Linear(3, 2)
+    assert build_optimizer(model, name).param_groups[0]["foreach"] is True
+    ours = _train(lambda m: build_optimizer(m, name, lr=1e-2, weight_decay=1e-3))
+    loop = _train(lambda m: OPTIMIZERS[name]([p for p in m.parameters()], lr=1e-2, weight_decay=1e-3, foreach=False))
     assert all(torch.equal(a, b) for a, b in zip(ours, loop, strict=True))
-    assert not torch.equal(ours[0], _train(lambda m: build_optimizer(m, "sgd", lr=1e-2), steps=0)[0])
-
-
-@pytest.mark.parametrize("name", ["adam", "adamw"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cpu_adam_is_fused_deterministic_and_the_loops_update_to_rounding(name: str, dtype: torch.dtype) -> None:
-    assert build_optimizer(nn.Linear(3, 2), name).param_groups[0]["fused"] is True
-    ours = _train(lambda m: build_optimizer(m, name, lr=1e-2, weight_decay=1e-3), dtype=dtype)
-    again = _train(lambda m: build_optimizer(m, name, lr=1e-2, weight_decay=1e-3), dtype=dtype)
-    loop = _train(lambda m: OPTIMIZERS[name](list(m.parameters()), lr=1e-2, weight_decay=1e-3, foreach=False),
-                  dtype=dtype)
-    start = _train(lambda m: build_optimizer(m, name, lr=1e-2), steps=0, dtype=dtype)
-    assert all(torch.equal(a, b) for a, b in zip(ours, again, strict=True))
-    tol = 1e-5 if dtype == torch.float32 else 1e-12
-    assert all(torch.allclose(a, b, rtol=tol, atol=tol) for a, b in zip(ours, loop, strict=True))
-    assert all(a.dtype == dtype for a in ours)
-    assert (ours[0] - start[0]).abs().max() > 1e-2  # twelve steps of lr 1e-2 moved the weights
+    assert not torch.equal(ours[0], _train(lambda m: build_optimizer(m, name, lr=1e-2), steps=0)[0])
 
 
 def test_radam_keeps_the_loop_its_foreach_update_differs() -> None:
@@ -61,4 +47,3 @@ def test_frozen_parameters_are_left_out_and_a_callable_is_used_as_given() -> Non
     assert sum(len(g["params"]) for g in opt.param_groups) == 3
     custom = build_optimizer(model, lambda ps: torch.optim.SGD(ps, lr=0.5))
     assert custom.param_groups[0]["lr"] == 0.5 and custom.param_groups[0]["foreach"] is None
-    assert build_optimizer(model.double(), "radam").param_groups[0]["foreach"] is None
