@@ -178,6 +178,22 @@ def _delimiter(header: str) -> str:
         return ","
 
 
+def find_column(header: Sequence[str], name: str) -> str | None:
+    """The header's own spelling of the column ``name``: ``name`` itself if present, else the one column equal to
+    it up to case (``SMILES`` for ``smiles``: exports name the same column differently), else ``None``.
+
+    Examples
+    --------
+    >>> from torchsci.io import find_column
+    >>> find_column(["SMILES", "logS"], "smiles"), find_column(["smiles", "SMILES"], "Smiles"), find_column(["x"], "y")
+    ('SMILES', None, None)
+    """
+    if name in header:
+        return name
+    folded = [h for h in header if h.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def read_csv(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = False
              ) -> tuple[list[str], list[dict[str, str | None]]]:
     """Read a CSV file into its header and rows, the way spreadsheets write them.

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 import torchsci
 from torchsci.applicability import COLUMNS, Applicability, as_columns, warning_line
 from torchsci.errors import ConfigError, DataError
-from torchsci.io import atomic_output, check_output, read_csv
+from torchsci.io import atomic_output, check_output, find_column, read_csv
 from torchsci_chem.domain import PACKED_BYTES
 from torchsci_chem.featurize import (
     InvalidMolecule,
@@ -459,9 +459,17 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
         keys = list(dict.fromkeys(k for r in rows for k in r))
         return [{k: r.get(k, "") for k in keys} for r in rows], smiles
     header, rows = read_csv(path)  # BOM, ';' delimiters, binary and non-UTF-8 files handled there
-    if column not in header:
-        raise DataError(f"{path}: no column '{column}' (header: {header}); pass --smiles NAME.")
+    column = smiles_column(path, header, column)
     return [{k: v or "" for k, v in r.items()} for r in rows], [r[column] or "" for r in rows]
+
+
+def smiles_column(path: Path, header: Sequence[str], column: str) -> str:
+    """The header's name of the SMILES column ``column`` (:func:`torchsci.io.find_column`: exact, else the one
+    column equal to it up to case), or :class:`~torchsci.DataError` naming the file, the header and the fix."""
+    found = find_column(header, column)
+    if found is None:
+        raise DataError(f"{path}: no column '{column}' (header: {list(header)}); pass --smiles NAME.")
+    return found
 
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -472,7 +480,7 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
 
     Memory stays bounded by ``chunk_size`` rows whatever the file's length. The file is checked as
     :func:`torchsci.io.read_csv` checks it (missing, binary, not UTF-8, empty, only a header, a row with
-    more fields than the header, no ``column``), each one :class:`torchsci.DataError` naming the file; a
+    more fields than the header, no ``column``: see :func:`smiles_column`), each one :class:`torchsci.DataError` naming the file; a
     problem found part-way through is raised when its chunk is read.
     """
     if not path.is_file():
@@ -505,8 +513,7 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
             except csv.Error:
                 delimiter = ","
         header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
-        if column not in header:
-            raise DataError(f"{path}: no column '{column}' (header: {header}); pass --smiles NAME.")
+        smiles_column(path, header, column)
         reader = csv.reader(text, delimiter=delimiter)
         try:
             head = next((r for r in reader if r), None)
@@ -592,6 +599,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         fields, chunks = stream_csv(source, args.smiles, args.chunk_size)
         total = _count_rows(source) if args.progress else 0
+        args.smiles = smiles_column(source, fields, args.smiles)  # "SMILES" in the file for the default "smiles"
     net = load(args.model)
     has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
     if args.interval is not None and not getattr(net, "calibration_size", 0):
@@ -714,7 +722,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("molecules", help="CSV file with a SMILES column, or an SDF file")
     p.add_argument("-o", "--output", required=True, help="CSV to write: the input columns plus predictions")
     p.add_argument("--model", default="esol", help=f"shipped model ({', '.join(PRETRAINED)}) or a checkpoint")
-    p.add_argument("--smiles", default="smiles", help="name of the SMILES column")
+    p.add_argument("--smiles", default="smiles", help="name of the SMILES column (matched up to case if the file "
+                   "has no column of exactly this name)")
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.add_argument("--jobs", type=int, default=1,

@@ -97,6 +97,8 @@ def _parse_raw(smiles: Any, mol: Chem.Mol | None = None) -> Chem.Mol:
     if mol is None:
         mol = Chem.MolFromSmiles(smiles)
     if mol is None:  # parse again without sanitising, only to say why
+        if smiles.lstrip().startswith("InChI="):
+            raise _Invalid("an InChI, not a SMILES; convert it first (RDKit: Chem.MolToSmiles(Chem.MolFromInchi(s)))")
         raw = Chem.MolFromSmiles(smiles, sanitize=False)
         if raw is None:
             raise _Invalid("RDKit cannot parse it")

@@ -127,3 +127,14 @@ def test_salts_metals_radicals_are_flagged_in_python_csv_and_the_warning(tmp_pat
 def test_sdf_predictions_carry_the_flag_too(corpus, tmp_path, capsys):
     rows, err = _predict_cli(corpus / "two.sdf", tmp_path / "out.csv", capsys)
     assert [r["applicable"] for r in rows] == ["yes", "yes"] and "warning:" not in err
+
+
+def test_an_inchi_in_the_smiles_column_is_named_with_the_conversion(tmp_path, capsys):
+    source = tmp_path / "mixed.csv"
+    source.write_text("smiles\nCCO\nInChI=1S/CH4/h1H4\n")
+    code, err = run_cli(["chem", "predict", source, "-o", tmp_path / "p.csv"], capsys)
+    assert_one_clear_line(code, err, "mixed.csv", "line 3", "an InChI, not a SMILES", "MolFromInchi",
+                          "--on-invalid skip")
+    with pytest.warns(UserWarning, match=r"row 1: ' InChI=1S/CH4/h1H4': an InChI, not a SMILES"):
+        out = torchsci_chem.predict(["CCO", " InChI=1S/CH4/h1H4"], on_invalid="skip")
+    assert np.isfinite(out[0]) and np.isnan(out[1])

@@ -35,6 +35,14 @@ def test_csv_with_two_smiles_columns_makes_one_graph_per_row(tmp_path):
     assert ds.graphs[1].edge_index.max() == 11 and ds.smiles[0] == "CCO.O"
 
 
+def test_columns_spelt_in_another_case_are_found_by_the_headers_own_name(tmp_path):
+    p = _csv(tmp_path, "SMILES,LogS\nCCO,1\nc1ccccc1,2\n")
+    ds = D.SmilesCSVDataset(p, "smiles", "logS")
+    assert ds.smiles == ["CCO", "c1ccccc1"] and ds.target_names == ["LogS"] and ds.targets[:, 0].tolist() == [1, 2]
+    with pytest.raises(DataError, match="column\\(s\\) \\['smiles'\\] not found"):
+        D.SmilesCSVDataset(_csv(tmp_path, "Smiles,SMILES,y\nCCO,CCN,1\n"), "smiles", "y")
+
+
 @pytest.mark.parametrize("text,match", [
     ("smiles,y\nCCO,1\n", "column\\(s\\) \\['logS'\\] not found"),
     ("smiles,logS\nCCO,abc\n", "line 2, column 'logS': target 'abc' is not a number"),

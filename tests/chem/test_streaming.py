@@ -56,3 +56,21 @@ def test_stream_reads_lazily_in_chunks_with_line_numbers(tmp_path):
     assert parts[1][0][1] == {"smiles": "CCC", "name": "c"}
     with pytest.raises(Exception, match="no column 'smi'"):
         stream_csv(source, "smi")
+
+
+def test_a_smiles_column_spelt_in_capitals_is_found_and_an_ambiguous_one_refused(tmp_path, capsys):
+    source = tmp_path / "export.csv"
+    source.write_text("ID,SMILES\nm0,CCO\nm1,c1ccccc1O\n")
+    out = tmp_path / "p.csv"
+    code, err = run_cli(["chem", "predict", source, "-o", out, "--model", "lipo"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["SMILES"] for r in rows] == ["CCO", "c1ccccc1O"] and all(r["prediction"] for r in rows)
+    assert [r["standardized_smiles"] for r in rows] == ["CCO", "Oc1ccccc1"]
+    both = tmp_path / "both.csv"
+    both.write_text("Smiles,SMILES\nCCO,CCN\n")
+    code, err = run_cli(["chem", "predict", both, "-o", tmp_path / "q.csv"], capsys)
+    assert_one_clear_line(code, err, "both.csv", "no column 'smiles'", "Smiles", "--smiles NAME")
+    code, err = run_cli(["chem", "predict", both, "-o", tmp_path / "q.csv", "--smiles", "SMILES"], capsys)
+    assert code == 0, err
+    assert list(csv.DictReader((tmp_path / "q.csv").open()))[0]["standardized_smiles"] == "CCN"
