@@ -22,7 +22,7 @@ from torchsci import (
     registry,  # the module (create_dataset, create_task, ...); its object is registry.registry
 )
 from torchsci.callbacks import Callback, EarlyStopping
-from torchsci.checkpoint import load_state, load_weights, save_state
+from torchsci.checkpoint import load_state, load_weights, save_model, save_state
 from torchsci.config import compose
 from torchsci.data import DataSplits, Padded, pad_sequences
 from torchsci.device import Precision, move_to, resolve_device
@@ -63,5 +63,5 @@ __all__ = [
     "PretrainedWeightsError", "RegistryError", "RegressionTask", "SupervisedTask", "Task", "TorchsciError",
     "Trainer", "TrainingDiverged", "compile", "compile_enabled", "compose", "create_model", "export", "list_models",
     "load_exported", "load_model", "load_state", "load_weights", "move_to", "pad_sequences", "quantize", "registry",
-    "resolve_device", "run", "save_state", "seed_everything", "set_compile",
+    "resolve_device", "run", "save_model", "save_state", "seed_everything", "set_compile",
 ]

@@ -113,6 +113,36 @@ def save_state(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """Write a registry model's weights and the arguments that build it, for :func:`torchsci.load_model`.
+
+    The same header as the Trainer's checkpoints (``meta.model_spec``), without optimizer or run state:
+    the file to hand on (or pass as ``model=``) once a model is assembled outside a training run. Written
+    atomically (:func:`save_state`).
+
+    Raises
+    ------
+    CheckpointError
+        ``model`` was not built by :func:`torchsci.create_model` (or :func:`torchsci.load_model`), so
+        nothing could rebuild it.
+
+    Examples
+    --------
+    >>> import tempfile, torch, torchsci
+    >>> from torchsci.checkpoint import save_model
+    >>> mlp = torchsci.create_model("core/mlp", in_features=3, out_features=1)
+    >>> p = save_model(mlp, tempfile.mkdtemp() + "/mlp.ckpt")
+    >>> torch.equal(torchsci.load_model(p)(torch.ones(1, 3)), mlp(torch.ones(1, 3)))
+    True
+    """
+    spec = getattr(model, "torchsci_spec", None)
+    if not spec:
+        raise CheckpointError(f"save_model({type(model).__name__}): the model was not built by torchsci.create_model, "
+                              "so no file could say how to rebuild it; save its state_dict with safetensors instead.")
+    state = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
+    return save_state({"model": state, "meta": {"model_spec": spec}}, path)
+
+
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_state` (no unpickling).
 

@@ -26,6 +26,7 @@ from torchsci.errors import ConfigError, DataError
 from torchsci.io import atomic_output, check_output, find_column, read_csv
 from torchsci_chem.domain import PACKED_BYTES
 from torchsci_chem.featurize import (
+    STANDARDIZE_STEPS,
     InvalidMolecule,
     MolGraph,
     collate_graphs,
@@ -33,7 +34,9 @@ from torchsci_chem.featurize import (
     featurize,
     parse_smiles,
 )
+from torchsci_chem.fingerprints import EXTRA_KINDS
 from torchsci_chem.preparation import Needs, _extra
+from torchsci_chem.standardize import DEFAULT_STANDARDIZE
 
 PRETRAINED = {"esol": ("chem/dmpnn_ensemble", "esol"), "freesolv": ("chem/dmpnn_ensemble", "freesolv"),
               "lipo": ("chem/dmpnn_ensemble", "lipo")}
@@ -682,10 +685,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from torchsci.registry import registry
+    import json
 
+    from torchsci.registry import registry
+    from torchsci_chem.ensembles import calibrated_ensemble, evaluate_ensemble
+
+    if args.members < 1:
+        raise ConfigError(f"--members {args.members}: train at least one model.")
+    smiles_columns = [args.smiles] if isinstance(args.smiles, str) else list(args.smiles)
+    ensemble_ok = args.model == "chem/dmpnn" and len(smiles_columns) == 1
+    if args.members > 1 and not ensemble_ok:
+        raise ConfigError(f"--members {args.members}: ensembles are of chem/dmpnn models on one SMILES column; use "
+                          "--model chem/dmpnn with one --smiles column, or --members 1.")
+    standardize = () if args.no_standardize else tuple(args.standardize or DEFAULT_STANDARDIZE)
     data = registry.create_dataset("chem/csv", path=args.data, smiles=args.smiles, targets=args.target,
-                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid, task=args.kind)
+                                   split=args.split, seed=args.seed, on_invalid=args.on_invalid, task=args.kind,
+                                   extra=args.extra, standardize=standardize)
     sizes = {part: len(getattr(data, part)) for part in ("train", "val", "test")}
     empty = [part for part, n in sizes.items() if n == 0]
     if empty:  # no validation molecules means no best checkpoint; no test molecules, no test score
@@ -693,18 +708,51 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         f"train/validation/test split ({', '.join(f'{k} {v}' for k, v in sizes.items())}); "
                         "give at least 10 molecules, more for a model worth using.")
     extra = {"uncertainty": args.uncertainty} if args.uncertainty else {}
-    model = torchsci.create_model(args.model, **{"hidden": args.hidden, **extra, **data.model_kwargs})
     task = registry.create_task("chem/property", kind=args.kind)
-    trainer = torchsci.Trainer(max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler="cosine",
-                               seed=args.seed, run_dir=args.output, device=args.device)
-    run = trainer.fit(model, task, data.train, val_data=data.val, collate_fn=data.collate_fn)
-    test = trainer.test(run.model, task, data.test, collate_fn=data.collate_fn, ckpt_path=run.best_checkpoint)
-    import json
-
-    (Path(args.output) / "split.json").write_text(json.dumps(data.info))
-    print(json.dumps(test))
-    print(f"best checkpoint: {run.best_checkpoint} (predict with: torchsci chem predict --model "
-          f"{run.best_checkpoint} molecules.csv -o predictions.csv)")
+    output = Path(args.output)
+    runs = []
+    for k in range(args.members):  # member k: initialisation and shuffling seed --seed + k, the same split
+        seed = args.seed + k
+        model = torchsci.create_model(args.model, seed=seed, **{"hidden": args.hidden, **extra, **data.model_kwargs})
+        trainer = torchsci.Trainer(max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler="cosine",
+                                   seed=seed, run_dir=output if args.members == 1 else output / f"member{k}",
+                                   device=args.device)
+        run = trainer.fit(model, task, data.train, val_data=data.val, collate_fn=data.collate_fn)
+        print(json.dumps(trainer.test(run.model, task, data.test, collate_fn=data.collate_fn,
+                                      ckpt_path=run.best_checkpoint)))
+        runs.append(run)
+    (output / "split.json").write_text(json.dumps(data.info))
+    if not ensemble_ok:
+        print(f"best checkpoint: {runs[0].best_checkpoint} (predict with: torchsci chem predict --model "
+              f"{runs[0].best_checkpoint} molecules.csv -o predictions.csv)")
+        return 0
+    # The members as one model with what the shipped ones carry: intervals calibrated on the validation split
+    # (single-target regression with 10+ measured validation molecules) and the applicability domain.
+    measured = int(np.isfinite(np.asarray(data.val.targets, dtype=np.float64)).all(axis=1).sum())
+    intervals = args.kind == "regression" and len(args.target) == 1 and measured >= 10
+    members = [torchsci.load_model(run.best_checkpoint, field="chem") for run in runs]
+    ensemble = calibrated_ensemble(members, data, intervals=intervals)
+    path = torchsci.save_model(ensemble, output / "model.ckpt")
+    figures = evaluate_ensemble(ensemble, data.test)
+    threshold = float(ensemble.domain_threshold)
+    card = {"model": str(path), "members": args.members, "checkpoints": [str(r.best_checkpoint) for r in runs],
+            "standardize": list(standardize), "extra": args.extra, "split": args.split, "seed": args.seed,
+            "calibration": f"validation split ({sizes['val']} molecules)" if intervals else None,
+            "domain": {"training_molecules": sizes["train"], "threshold": threshold}, "test": figures}
+    (output / "model.json").write_text(json.dumps(card, indent=1))
+    line = (f"{'ensemble of ' + str(args.members) if args.members > 1 else 'model'} on the {figures['molecules']} "
+            f"test molecules: {100 * figures['in_domain']:.0f}% in domain (nearest training similarity >= "
+            f"{threshold:.2f})")
+    if intervals:
+        line += (f"; RMSE {figures['rmse']:.3f}, MAE {figures['mae']:.3f}; 90% intervals cover "
+                 f"{figures['coverage']:.2f} (mean width {figures['mean_width']:.2f})")
+    else:
+        why = ("a classifier" if args.kind != "regression" else "several targets" if len(args.target) > 1
+               else f"{measured} validation molecules with a target, fewer than 10")
+        line += f"; no intervals ({why})"
+    print(line)
+    print(f"model: {path} (predict with: torchsci chem predict --model {path} molecules.csv -o predictions.csv"
+          f"{' --interval 0.9' if intervals else ''})")
     return 0
 
 
@@ -754,6 +802,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--uncertainty", choices=["mve"], help="also predict a variance (mean-variance estimation)")
+    p.add_argument("--members", type=int, default=1,
+                   help="D-MPNNs to train (seeds --seed, --seed + 1, ...) and average; their spread widens the "
+                        "intervals where they disagree. With chem/dmpnn, OUTPUT/model.ckpt holds them with "
+                        "intervals calibrated on the validation split and the applicability domain")
+    p.add_argument("--extra", choices=list(EXTRA_KINDS),
+                   help="per-molecule features beside the graph: rdkit2d-v1 (the shipped models' 138 named RDKit "
+                        "descriptors), morgan, morgan_counts, descriptors (RDKit's whole, version-dependent list)")
+    p.add_argument("--standardize", nargs="+", choices=list(STANDARDIZE_STEPS), metavar="STEP",
+                   help=f"standardisation steps (default: {' '.join(DEFAULT_STANDARDIZE)}; drop no_stereo for a "
+                        "property that depends on stereochemistry); one of " + ", ".join(STANDARDIZE_STEPS))
+    p.add_argument("--no-standardize", action="store_true", help="train on the molecules as given")
     p.add_argument("--device", default="auto")
     p.add_argument("--on-invalid", default="raise", choices=["raise", "skip"])
     p.set_defaults(func=_cmd_train)
