@@ -437,21 +437,30 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
     """Rows to copy into the output and their SMILES, from a CSV (``column``) or an SDF file."""
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
-    if path.suffix.lower() in (".sdf", ".sd"):
+    if molecule_format(path) == "sdf":
         from rdkit import Chem, RDLogger
 
-        if not path.read_bytes().strip():
-            raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
+        with _open_binary(path) as fh:
+            if not _read_start(path, fh).strip():
+                raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
         rows, smiles, unreadable = [], [], []
         RDLogger.DisableLog("rdApp.*")
+        import gzip
+        import zlib
+
         try:
-            for record, mol in enumerate(Chem.SDMolSupplier(str(path)), start=1):
-                if mol is None:
-                    unreadable.append(record)
-                smi = "" if mol is None else Chem.MolToSmiles(mol)
-                props = {} if mol is None else {k: str(v) for k, v in mol.GetPropsAsDict().items()}
-                rows.append({"record": str(record), "smiles": smi, **props})
-                smiles.append(smi)
+            with _open_binary(path) as fh:  # one record at a time (ForwardSDMolSupplier reads gzip streams too)
+                for record, mol in enumerate(Chem.ForwardSDMolSupplier(fh), start=1):
+                    if mol is None:
+                        unreadable.append(record)
+                    smi = "" if mol is None else Chem.MolToSmiles(mol)
+                    props = {} if mol is None else {k: str(v) for k, v in mol.GetPropsAsDict().items()}
+                    title = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
+                    rows.append({"record": str(record), "title": title, "smiles": smi, **props})
+                    smiles.append(smi)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc}); decompress it to check it, or give the plain "
+                            "file.") from None
         finally:
             RDLogger.EnableLog("rdApp.*")
         if unreadable and on_invalid == "raise":
@@ -475,6 +484,97 @@ def smiles_column(path: Path, header: Sequence[str], column: str) -> str:
     return found
 
 
+def _gzipped(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def molecule_format(path: Path) -> str:
+    """``"csv"``, ``"sdf"`` or ``"smi"`` from a file name (a trailing ``.gz`` is read through gzip); other names are
+    read as CSV, whose checks then name what is wrong.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from torchsci_chem.inference import molecule_format
+    >>> [molecule_format(Path(p)) for p in ("a.csv", "chembl.sdf.gz", "zinc.smi", "b.tsv.gz")]
+    ['csv', 'sdf', 'smi', 'csv']
+    """
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    return "sdf" if last in (".sdf", ".sd") else "smi" if last in (".smi", ".smiles", ".ism", ".can") else "csv"
+
+
+def _open_binary(path: Path):
+    if _gzipped(path):
+        import gzip
+
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def _read_start(path: Path, fh) -> bytes:
+    """The first 64 KiB of a (possibly gzipped) file; a damaged gzip stream is one clear error."""
+    import gzip
+    import zlib
+
+    try:
+        return fh.read(65536)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc}); decompress it to check it, or give the plain "
+                        "file.") from None
+
+
+def stream_smiles_file(path: Path, chunk_size: int = 10_000) -> tuple[list[str], Iterator[list[tuple[int, dict]]]]:
+    """A SMILES file (``.smi``: one molecule per line, the SMILES then optionally a name after whitespace, as
+    RDKit, Open Babel and ZINC write them; ``#`` lines are comments; a first line whose first field is
+    ``smiles`` is a header) as the columns ``smiles`` and ``name`` in chunks of ``(line, row)``, read lazily.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from torchsci_chem.inference import stream_smiles_file
+    >>> p = Path(tempfile.mkdtemp()) / "zinc.smi"
+    >>> _ = p.write_text("smiles zinc_id\\nCCO ZINC01\\n\\nc1ccccc1O  phenol, liquid\\n")
+    >>> header, chunks = stream_smiles_file(p)
+    >>> header, next(chunks)
+    (['smiles', 'name'], [(2, {'smiles': 'CCO', 'name': 'ZINC01'}), (4, {'smiles': 'c1ccccc1O', 'name': 'phenol, liquid'})])
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such file." if not path.exists() else f"{path}: is not a file.")
+    with _open_binary(path) as fh:
+        start = _read_start(path, fh)
+    if b"\x00" in start:
+        raise DataError(f"{path}: a binary file, not a SMILES file (one SMILES and an optional name per line).")
+    if not start.strip():
+        raise DataError(f"{path}: the file is empty; it needs one SMILES per line.")
+
+    def chunks() -> Iterator[list[tuple[int, dict]]]:
+        part: list[tuple[int, dict]] = []
+        with _open_binary(path) as fh:
+            for line, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8-sig" if line == 1 else "utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                                    "file as UTF-8.") from None
+                if not text or text.startswith("#"):
+                    continue
+                fields = text.split(maxsplit=1)
+                if line == 1 and fields[0].casefold() == "smiles":
+                    continue
+                part.append((line, {"smiles": fields[0], "name": fields[1] if len(fields) > 1 else ""}))
+                if len(part) == chunk_size:
+                    yield part
+                    part = []
+        if part:
+            yield part
+
+    return ["smiles", "name"], chunks()
+
+
 DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -488,8 +588,8 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
     """
     if not path.is_file():
         raise DataError(f"{path}: no such file." if not path.exists() else f"{path}: is not a file.")
-    with path.open("rb") as fh:
-        if b"\x00" in fh.read(65536):
+    with _open_binary(path) as fh:
+        if b"\x00" in _read_start(path, fh):
             raise DataError(f"{path}: a binary file, not CSV text; export the table as CSV (UTF-8).")
 
     consumed = [0]  # physical lines read so far
@@ -499,10 +599,12 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
             consumed[0] += 1
             try:
                 yield raw.decode("utf-8-sig" if consumed[0] == 1 else "utf-8")
-            except UnicodeDecodeError:
-                read_csv(path)  # raises the exact message (file, line, byte) for this file
-                raise
-    fh = path.open("rb")
+            except UnicodeDecodeError as exc:
+                if not _gzipped(path):
+                    read_csv(path)  # raises the exact message (file, line, byte) for this file
+                raise DataError(f"{path}, line {consumed[0]}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                                "file as UTF-8.") from None
+    fh = _open_binary(path)
     try:
         text = lines(fh)
         first = next((ln for ln in text if ln.strip()), None)
@@ -582,7 +684,7 @@ class _Summary(Sequence):
 def _count_rows(path: Path) -> int:
     """Lines after the header (for the progress bar's total; quoted newlines make it an upper bound)."""
     count = 0
-    with path.open("rb") as fh:
+    with _open_binary(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             count += block.count(b"\n")
     return max(count - 1, 0)
@@ -591,7 +693,8 @@ def _count_rows(path: Path) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     source = Path(args.molecules)
     output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
-    sdf = source.suffix.lower() in (".sdf", ".sd")
+    kind = molecule_format(source)
+    sdf = kind == "sdf"
     if sdf:
         rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
         fields = list(rows[0]) if rows else [args.smiles]
@@ -599,6 +702,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         chunks: Iterator[list[tuple[int, dict]]] = iter(
             [numbered[k:k + args.chunk_size] for k in range(0, len(numbered), args.chunk_size)])
         total = len(rows)
+    elif kind == "smi":
+        fields, chunks = stream_smiles_file(source, args.chunk_size)
+        total = _count_rows(source) + 1 if args.progress else 0
+        args.smiles = "smiles"
     else:
         fields, chunks = stream_csv(source, args.smiles, args.chunk_size)
         total = _count_rows(source) if args.progress else 0
@@ -767,7 +874,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """``torchsci chem predict``, ``torchsci chem train`` and ``torchsci chem explain``."""
     p = sub.add_parser("predict", help="predict properties for a CSV of SMILES or an SDF file")
-    p.add_argument("molecules", help="CSV file with a SMILES column, or an SDF file")
+    p.add_argument("molecules", help="CSV file with a SMILES column, an SDF file or a SMILES file (.smi: SMILES and "
+                   "name per line); .gz versions are read directly")
     p.add_argument("-o", "--output", required=True, help="CSV to write: the input columns plus predictions")
     p.add_argument("--model", default="esol", help=f"shipped model ({', '.join(PRETRAINED)}) or a checkpoint")
     p.add_argument("--smiles", default="smiles", help="name of the SMILES column (matched up to case if the file "

@@ -74,3 +74,55 @@ def test_a_smiles_column_spelt_in_capitals_is_found_and_an_ambiguous_one_refused
     code, err = run_cli(["chem", "predict", both, "-o", tmp_path / "q.csv", "--smiles", "SMILES"], capsys)
     assert code == 0, err
     assert list(csv.DictReader((tmp_path / "q.csv").open()))[0]["standardized_smiles"] == "CCN"
+
+
+def test_smiles_files_and_gzipped_inputs_are_read_as_chemists_keep_them(tmp_path, capsys):
+    import gzip
+
+    from rdkit import Chem
+
+    smi = tmp_path / "zinc.smi"
+    smi.write_text("smiles zinc_id\nCCO ZINC000001\n# a comment\n\nc1ccccc1O\tphenol, liquid\nC1CC bad ring\n")
+    code, err = run_cli(["chem", "predict", smi, "-o", tmp_path / "smi.csv", "--on-invalid", "skip"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "smi.csv").open()))
+    assert [(r["smiles"], r["name"]) for r in rows] == [("CCO", "ZINC000001"), ("c1ccccc1O", "phenol, liquid"),
+                                                      ("C1CC", "bad ring")]
+    assert rows[0]["prediction"] and rows[1]["prediction"] and rows[2]["invalid"] and not rows[2]["prediction"]
+    code, err = run_cli(["chem", "predict", smi, "-o", tmp_path / "smi2.csv"], capsys)
+    assert_one_clear_line(code, err, "zinc.smi", "line 6", "C1CC", "--on-invalid skip")
+
+    table = tmp_path / "lib.csv.gz"
+    with gzip.open(table, "wt") as fh:
+        fh.write("SMILES,id\nCCO,a\nc1ccccc1O,b\n")
+    code, err = run_cli(["chem", "predict", table, "-o", tmp_path / "gz.csv", "--progress"], capsys)
+    assert code == 0, err
+    gz_rows = list(csv.DictReader((tmp_path / "gz.csv").open()))
+    assert [r["id"] for r in gz_rows] == ["a", "b"]
+    assert [r["prediction"] for r in gz_rows] == [r["prediction"] for r in rows[:2]]
+
+    sdf = tmp_path / "chembl.sdf.gz"
+    with gzip.open(sdf, "wt") as fh:
+        for title, s in [("ethanol", "CCO"), ("phenol", "c1ccccc1O")]:
+            mol = Chem.MolFromSmiles(s)
+            mol.SetProp("_Name", title)
+            fh.write(Chem.MolToMolBlock(mol) + "$$$$\n")
+    code, err = run_cli(["chem", "predict", sdf, "-o", tmp_path / "sdf.csv"], capsys)
+    assert code == 0, err
+    sdf_rows = list(csv.DictReader((tmp_path / "sdf.csv").open()))
+    assert [r["title"] for r in sdf_rows] == ["ethanol", "phenol"]
+    assert [r["prediction"] for r in sdf_rows] == [r["prediction"] for r in rows[:2]]
+
+    broken = tmp_path / "cut.sdf.gz"
+    broken.write_bytes(sdf.read_bytes()[:40])
+    code, err = run_cli(["chem", "predict", broken, "-o", tmp_path / "x.csv"], capsys)
+    assert_one_clear_line(code, err, "cut.sdf.gz", "not a readable gzip file")
+    fake = tmp_path / "plain.smi.gz"
+    fake.write_text("CCO\n")
+    code, err = run_cli(["chem", "predict", fake, "-o", tmp_path / "x.csv"], capsys)
+    assert_one_clear_line(code, err, "plain.smi.gz", "not a readable gzip file")
+    empty = tmp_path / "empty.smi"
+    empty.write_text("\n\n")
+    code, err = run_cli(["chem", "predict", empty, "-o", tmp_path / "x.csv"], capsys)
+    assert_one_clear_line(code, err, "empty.smi", "empty")
+    assert not (tmp_path / "x.csv").exists()
