@@ -14,9 +14,9 @@ from typing import Any
 
 # The verb, imported on first use (PEP 562: this package imports neither RDKit nor torch) and returned as
 # the real function, so ``inspect.signature`` and ``help()`` show its parameters.
-_VERBS = {"predict": "torchsci_chem.inference"}
+_VERBS = {"predict": "torchsci_chem.inference", "predict_file": "torchsci_chem.inference"}
 
-__all__ = ["predict", "register"]
+__all__ = ["predict", "predict_file", "register"]
 
 
 def __getattr__(name: str) -> Any:

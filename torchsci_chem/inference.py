@@ -690,7 +690,71 @@ def _count_rows(path: Path) -> int:
     return max(count - 1, 0)
 
 
+def predict_file(molecules: str | Path, output: str | Path, model: str | Path | nn.Module = "esol", *,
+                 smiles: str = "smiles", column: str = "prediction", interval: float | None = None, n_jobs: int = 1,
+                 batch_size: int | None = None, chunk_size: int = 10_000, on_invalid: str = "raise",
+                 standardize: bool = True, progress: bool = False) -> Path:
+    """Predict every molecule of a file and write the input's columns plus the predictions to a CSV.
+
+    What ``torchsci chem predict`` does, from Python: ``molecules`` is a CSV with a SMILES column, an SDF file
+    or a SMILES file (``.smi``), each possibly gzipped; a CSV or SMILES file is streamed in chunks of
+    ``chunk_size`` rows (memory follows the chunk, not the file). Every row comes back, in order: invalid
+    ones with the reason in ``invalid`` (with ``on_invalid="skip"``; ``"raise"`` stops at the first chunk that
+    holds one), each with ``standardized_smiles``, ``standardization``, ``flags``, ``judgeable`` and the
+    applicability columns, and for models that hold them the spread, ``interval`` bounds, the nearest
+    training similarity and ``in_domain``. The output is written atomically and never over the input.
+
+    Parameters
+    ----------
+    molecules, output
+        The file to read and the CSV to write (``.csv``).
+    model
+        A shipped model's name, a checkpoint (``torchsci chem train``'s ``model.ckpt``) or a module.
+    smiles
+        The SMILES column of a CSV (matched up to case when no column has exactly this name).
+    column
+        Name of the prediction column (``{column}_{k}`` for multi-output models).
+    interval, n_jobs, standardize
+        As for :func:`predict`.
+    batch_size
+        Ignored (kept for the common signature; :func:`predict` picks its batch).
+    chunk_size, on_invalid, progress
+        Rows per chunk; ``"raise"`` or ``"skip"``; a progress bar on stderr.
+
+    Returns
+    -------
+    pathlib.Path
+        ``output``.
+
+    Examples
+    --------
+    >>> import csv, tempfile
+    >>> from pathlib import Path
+    >>> from torchsci_chem import predict_file
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "mols.smi").write_text("CCO ethanol\\nc1ccccc1O phenol\\n")
+    >>> out = predict_file(folder / "mols.smi", folder / "predictions.csv", model="esol", interval=0.9)
+    >>> rows = list(csv.DictReader(out.open()))
+    >>> [r["name"] for r in rows], all(float(r["prediction_lower"]) < float(r["prediction"]) for r in rows)
+    (['ethanol', 'phenol'], True)
+    """
+    if on_invalid not in ("raise", "skip"):
+        raise ConfigError(f"on_invalid={on_invalid!r}: use 'raise' or 'skip'.")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size={chunk_size!r}: give a positive number of rows.")
+    args = argparse.Namespace(molecules=str(molecules), output=str(output), model=model, smiles=smiles, column=column,
+                              interval=interval, jobs=n_jobs, chunk_size=chunk_size, on_invalid=on_invalid,
+                              no_standardize=not standardize, progress=progress)
+    _predict_file(args)
+    return Path(output)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    _predict_file(args)
+    return 0
+
+
+def _predict_file(args: argparse.Namespace) -> None:
     source = Path(args.molecules)
     output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
     kind = molecule_format(source)
@@ -714,7 +778,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
     if args.interval is not None and not getattr(net, "calibration_size", 0):
         raise ConfigError(f"--interval {args.interval}: model {args.model} holds no conformal calibration; drop "
-                          "--interval or use a shipped model.")
+                          "--interval (interval=), or use a shipped model or the model.ckpt of torchsci chem train.")
     n_out = _num_tasks(net)
     names = [args.column] if n_out == 1 else [f"{args.column}_{k}" for k in range(n_out)]
     extra_fields = names + ([f"{n}_std" for n in names] if has_std else [])
@@ -748,7 +812,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if bad and args.on_invalid == "raise":
                 shown = "; ".join(f"{'record' if sdf else 'line'} {ln} {s!r}: {why}" for ln, s, why in bad[:5])
                 raise DataError(f"{source}: {len(bad)} invalid molecule(s) in this part of the file ({shown}); fix "
-                                "them or pass --on-invalid skip (their rows are kept, with the reason in 'invalid').")
+                                "them or pass --on-invalid skip (on_invalid='skip'; their rows are kept, with the "
+                                "reason in 'invalid').")
             invalid_rows += len(bad)
             mean = full.value.reshape(len(part), -1)
             std = full.std.reshape(len(part), -1)
@@ -788,7 +853,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: {source}: {invalid_rows} row(s) could not be read as molecules; they are in the output with "
               "empty predictions and the reason in the 'invalid' column.", file=sys.stderr)
     print(f"wrote {written} predictions to {output}", file=sys.stderr)
-    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -126,3 +126,24 @@ def test_smiles_files_and_gzipped_inputs_are_read_as_chemists_keep_them(tmp_path
     code, err = run_cli(["chem", "predict", empty, "-o", tmp_path / "x.csv"], capsys)
     assert_one_clear_line(code, err, "empty.smi", "empty")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_predict_file_in_python_writes_what_the_command_writes(tmp_path, capsys):
+    import torchsci_chem
+    from torchsci import ConfigError, DataError
+
+    source = tmp_path / "library.csv"
+    _write(source, SMILES)
+    code, err = run_cli(["chem", "predict", source, "-o", tmp_path / "cli.csv", "--on-invalid", "skip",
+                         "--interval", "0.9", "--chunk-size", "3"], capsys)
+    assert code == 0, err
+    out = torchsci_chem.predict_file(source, tmp_path / "py.csv", on_invalid="skip", interval=0.9, chunk_size=3)
+    assert out == tmp_path / "py.csv" and out.read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    with pytest.raises(DataError, match=r"line 4 'not_a_smiles'.*on_invalid='skip'"):
+        torchsci_chem.predict_file(source, tmp_path / "again.csv")
+    assert not (tmp_path / "again.csv").exists()
+    with pytest.raises(ConfigError, match="chunk_size=0"):
+        torchsci_chem.predict_file(source, tmp_path / "again.csv", chunk_size=0)
+    with pytest.raises(Exception, match="over|input"):  # never over its input
+        torchsci_chem.predict_file(source, source)
+    assert source.read_text().startswith("id,smiles")
