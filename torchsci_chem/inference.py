@@ -514,6 +514,18 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
+def _gzip_checked(path: Path, fh) -> Iterator[bytes]:
+    """The lines of ``fh``; a gzip stream found damaged part-way (a truncated download) is one clear error."""
+    import gzip
+    import zlib
+
+    try:
+        yield from fh
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: the gzip stream is damaged part-way ({exc}); every row before it was read, none "
+                        "after; download or compress the file again.") from None
+
+
 def _read_start(path: Path, fh) -> bytes:
     """The first 64 KiB of a (possibly gzipped) file; a damaged gzip stream is one clear error."""
     import gzip
@@ -554,7 +566,7 @@ def stream_smiles_file(path: Path, chunk_size: int = 10_000) -> tuple[list[str],
     def chunks() -> Iterator[list[tuple[int, dict]]]:
         part: list[tuple[int, dict]] = []
         with _open_binary(path) as fh:
-            for line, raw in enumerate(fh, start=1):
+            for line, raw in enumerate(_gzip_checked(path, fh), start=1):
                 try:
                     text = raw.decode("utf-8-sig" if line == 1 else "utf-8").strip()
                 except UnicodeDecodeError as exc:
@@ -595,7 +607,7 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
     consumed = [0]  # physical lines read so far
 
     def lines(fh) -> Iterator[str]:
-        for raw in fh:
+        for raw in _gzip_checked(path, fh):
             consumed[0] += 1
             try:
                 yield raw.decode("utf-8-sig" if consumed[0] == 1 else "utf-8")

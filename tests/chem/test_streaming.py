@@ -147,3 +147,19 @@ def test_predict_file_in_python_writes_what_the_command_writes(tmp_path, capsys)
     with pytest.raises(Exception, match="over|input"):  # never over its input
         torchsci_chem.predict_file(source, source)
     assert source.read_text().startswith("id,smiles")
+
+
+@pytest.mark.parametrize("name", ["big.csv.gz", "big.smi.gz"])
+def test_a_gzip_file_cut_part_way_is_one_clear_error_and_no_output(tmp_path, capsys, name):
+    import gzip
+    import random
+
+    rng = random.Random(0)  # incompressible names, so the cut falls past the first 64 KiB that are checked up front
+    lines = [f"C{'C' * (k % 5)}O {''.join(rng.choice('abcdefghij') for _ in range(40))}" for k in range(6000)]
+    text = ("smiles name\n" + "\n".join(lines) + "\n").replace(" ", "," if name.endswith(".csv.gz") else " ")
+    full = gzip.compress(text.encode())
+    source = tmp_path / name
+    source.write_bytes(full[: len(full) * 2 // 3])
+    code, err = run_cli(["chem", "predict", source, "-o", tmp_path / "p.csv", "--chunk-size", "500"], capsys)
+    assert_one_clear_line(code, err, name, "gzip stream is damaged part-way")
+    assert not (tmp_path / "p.csv").exists()
