@@ -194,6 +194,28 @@ def find_column(header: Sequence[str], name: str) -> str | None:
     return folded[0] if len(folded) == 1 else None
 
 
+def resolve_columns(path: PathLike, header: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The header's spelling of each of ``names`` (:func:`find_column`), or one :class:`~torchsci.errors.DataError`
+    naming the file, the missing columns and the header (the error :func:`read_csv`'s ``required`` gives).
+
+    Examples
+    --------
+    >>> from torchsci.io import resolve_columns
+    >>> resolve_columns("m.csv", ["SMILES", "logS"], ["smiles", "logS"])
+    ['SMILES', 'logS']
+    """
+    found = [find_column(header, n) for n in names]
+    missing = [n for n, f in zip(names, found, strict=True) if f is None]
+    if missing:
+        raise _columns_not_found(path, missing, header)
+    return [f for f in found if f is not None]
+
+
+def _columns_not_found(path: PathLike, missing: Sequence[str], header: Sequence[str]) -> DataError:
+    return DataError(f"{path}: column(s) {list(missing)} not found; the header has {list(header)}. Name the right "
+                     "column or fix the header.")
+
+
 def read_csv(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = False
              ) -> tuple[list[str], list[dict[str, str | None]]]:
     """Read a CSV file into its header and rows, the way spreadsheets write them.
@@ -251,8 +273,7 @@ def read_csv(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool 
         raise DataError(f"{path}: unreadable CSV ({exc}).") from exc
     missing = [c for c in required if c not in header]
     if missing:
-        raise DataError(f"{path}: column(s) {missing} not found; the header has {header}. Name the right column "
-                        "or fix the header.")
+        raise _columns_not_found(path, missing, header)
     if not body and not allow_empty:
         raise DataError(f"{path}: only a header: no data rows below it; add one row per entry.")
     rows = []

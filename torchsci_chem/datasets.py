@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from torchsci.data import DataSplits
 from torchsci.errors import ConfigError, DataError
-from torchsci.io import find_column, read_csv
+from torchsci.io import read_csv, resolve_columns
 from torchsci_chem.featurize import (
     GraphBatch,
     GraphCache,
@@ -133,12 +133,8 @@ class SmilesCSVDataset(MoleculeDataset):
             raise ConfigError("SmilesCSVDataset needs at least one SMILES column (smiles=...).")
         header, records = read_csv(path)  # BOM, ';' and bad files handled there
         # each column by the header's own spelling, matched up to case if no column has exactly the name given
-        found = {c: find_column(header, c) for c in smiles_cols + target_cols}
-        missing = [c for c, f in found.items() if f is None]
-        if missing:
-            raise DataError(f"{path}: column(s) {missing} not found; the header has {header}. Name the right column "
-                            "or fix the header.")
-        smiles_cols, target_cols = [found[c] for c in smiles_cols], [found[c] for c in target_cols]
+        resolved = resolve_columns(path, header, smiles_cols + target_cols)
+        smiles_cols, target_cols = resolved[:len(smiles_cols)], resolved[len(smiles_cols):]
         lines = [reader_line + 2 for reader_line in range(len(records))]
         short = [ln for ln, r in zip(lines, records, strict=True) if any(r[c] is None for c in smiles_cols + target_cols)]
         if short:

@@ -77,32 +77,35 @@ def calibrated_ensemble(members: Sequence[nn.Module], data: Any, *, intervals: b
     """
     from torchsci_chem.domain import choose_threshold, nearest_similarity, packed_fingerprints
     from torchsci_chem.featurize import parse_smiles
-    from torchsci_chem.inference import member_predictions
+    from torchsci_chem.inference import _extra_spec, _prepare_and_run
+    from torchsci_chem.preparation import Needs
     from torchsci_chem.uncertainty import calibrate, spread
 
     kwargs = _dmpnn_kwargs(members)
     steps = tuple(kwargs.get("standardize", ()))
     regression = kwargs.get("task_kind", "regression") == "regression"
     y_val = np.asarray(data.val.targets, dtype=np.float64)
+    measured = int(np.isfinite(y_val[:, 0]).sum()) if y_val.shape[1] == 1 else 0
     calibrate_here = intervals and regression and y_val.shape[1] == 1
-    if calibrate_here and np.isfinite(y_val[:, 0]).sum() < 10:
-        raise ConfigError(f"calibrated_ensemble: {int(np.isfinite(y_val[:, 0]).sum())} validation molecules with a "
-                          "measured target; conformal intervals need at least 10 (better 100 or more): give more data "
-                          "or a larger validation split.")
+    if calibrate_here and measured < 10:
+        raise ConfigError(f"calibrated_ensemble: {measured} validation molecules with a measured target; conformal "
+                          "intervals need at least 10 (better 100 or more): give more data or a larger validation "
+                          "split.")
     train_smiles = list(data.train.smiles)
     ensemble = torchsci.create_model("chem/dmpnn_ensemble", members=len(members),
-                                     calibration_size=len(data.val) if calibrate_here else 0,
+                                     calibration_size=measured if calibrate_here else 0,
                                      domain_size=len(train_smiles), **kwargs).eval()
     for target, member in zip(ensemble.members, members, strict=True):
         target.load_state_dict(member.state_dict())
     fingerprints = packed_fingerprints([parse_smiles(s, steps) for s in train_smiles])
     ensemble.domain_fingerprints.copy_(torch.from_numpy(fingerprints))
-    val_smiles = list(data.val.smiles)
-    similarity = nearest_similarity(packed_fingerprints([parse_smiles(s, steps) for s in val_smiles]), fingerprints)
-    ensemble.domain_threshold.fill_(choose_threshold(similarity, domain_coverage))
+    # one pass over the validation molecules, as predict() makes it: fingerprints and every member's outputs
+    rows = _prepare_and_run(ensemble, list(data.val.smiles), Needs(steps, fingerprints=True, extra=_extra_spec(ensemble)),
+                            n_jobs=1, batch_size=64, on_invalid="raise", progress=False)
+    ensemble.domain_threshold.fill_(choose_threshold(nearest_similarity(rows.fingerprints, fingerprints),
+                                                     domain_coverage))
     if calibrate_here:
-        each, variances = member_predictions(ensemble, val_smiles, steps)
-        mean, sigma = spread(each, variances)
+        mean, sigma = spread(rows.each, rows.variances)
         scores, beta = calibrate(y_val[:, 0], mean[:, 0], sigma[:, 0])
         ensemble.conformal_scores.copy_(torch.from_numpy(scores))
         ensemble.conformal_beta.fill_(beta)

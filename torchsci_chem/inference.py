@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import gzip
 import sys
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -445,9 +447,6 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
                 raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
         rows, smiles, unreadable = [], [], []
         RDLogger.DisableLog("rdApp.*")
-        import gzip
-        import zlib
-
         try:
             with _open_binary(path) as fh:  # one record at a time (ForwardSDMolSupplier reads gzip streams too)
                 for record, mol in enumerate(Chem.ForwardSDMolSupplier(fh), start=1):
@@ -458,9 +457,8 @@ def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict
                     title = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
                     rows.append({"record": str(record), "title": title, "smiles": smi, **props})
                     smiles.append(smi)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: not a readable gzip file ({exc}); decompress it to check it, or give the plain "
-                            "file.") from None
+        except _GZIP_ERRORS as exc:
+            raise _unreadable_gzip(path, exc) from None
         finally:
             RDLogger.EnableLog("rdApp.*")
         if unreadable and on_invalid == "raise":
@@ -507,35 +505,34 @@ def molecule_format(path: Path) -> str:
 
 
 def _open_binary(path: Path):
-    if _gzipped(path):
-        import gzip
+    return gzip.open(path, "rb") if _gzipped(path) else path.open("rb")
 
-        return gzip.open(path, "rb")
-    return path.open("rb")
+
+# What Python's gzip raises on a file that is not gzip, or whose stream is cut or corrupt.
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def _unreadable_gzip(path: Path, exc: Exception, part_way: bool = False) -> DataError:
+    if part_way:
+        return DataError(f"{path}: the gzip stream is damaged part-way ({exc}); every row before it was read, none "
+                         "after; download or compress the file again.")
+    return DataError(f"{path}: not a readable gzip file ({exc}); decompress it to check it, or give the plain file.")
 
 
 def _gzip_checked(path: Path, fh) -> Iterator[bytes]:
     """The lines of ``fh``; a gzip stream found damaged part-way (a truncated download) is one clear error."""
-    import gzip
-    import zlib
-
     try:
         yield from fh
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: the gzip stream is damaged part-way ({exc}); every row before it was read, none "
-                        "after; download or compress the file again.") from None
+    except _GZIP_ERRORS as exc:
+        raise _unreadable_gzip(path, exc, part_way=True) from None
 
 
 def _read_start(path: Path, fh) -> bytes:
     """The first 64 KiB of a (possibly gzipped) file; a damaged gzip stream is one clear error."""
-    import gzip
-    import zlib
-
     try:
         return fh.read(65536)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable gzip file ({exc}); decompress it to check it, or give the plain "
-                        "file.") from None
+    except _GZIP_ERRORS as exc:
+        raise _unreadable_gzip(path, exc) from None
 
 
 def stream_smiles_file(path: Path, chunk_size: int = 10_000) -> tuple[list[str], Iterator[list[tuple[int, dict]]]]:
@@ -704,7 +701,7 @@ def _count_rows(path: Path) -> int:
 
 def predict_file(molecules: str | Path, output: str | Path, model: str | Path | nn.Module = "esol", *,
                  smiles: str = "smiles", column: str = "prediction", interval: float | None = None, n_jobs: int = 1,
-                 batch_size: int | None = None, chunk_size: int = 10_000, on_invalid: str = "raise",
+                 batch_size: int = 64, chunk_size: int = 10_000, on_invalid: str = "raise",
                  standardize: bool = True, progress: bool = False) -> Path:
     """Predict every molecule of a file and write the input's columns plus the predictions to a CSV.
 
@@ -729,7 +726,7 @@ def predict_file(molecules: str | Path, output: str | Path, model: str | Path | 
     interval, n_jobs, standardize
         As for :func:`predict`.
     batch_size
-        Ignored (kept for the common signature; :func:`predict` picks its batch).
+        As for :func:`predict`.
     chunk_size, on_invalid, progress
         Rows per chunk; ``"raise"`` or ``"skip"``; a progress bar on stderr.
 
@@ -754,47 +751,35 @@ def predict_file(molecules: str | Path, output: str | Path, model: str | Path | 
         raise ConfigError(f"on_invalid={on_invalid!r}: use 'raise' or 'skip'.")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError(f"chunk_size={chunk_size!r}: give a positive number of rows.")
-    args = argparse.Namespace(molecules=str(molecules), output=str(output), model=model, smiles=smiles, column=column,
-                              interval=interval, jobs=n_jobs, chunk_size=chunk_size, on_invalid=on_invalid,
-                              no_standardize=not standardize, progress=progress)
-    _predict_file(args)
-    return Path(output)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    _predict_file(args)
-    return 0
-
-
-def _predict_file(args: argparse.Namespace) -> None:
-    source = Path(args.molecules)
-    output = check_output(args.output, [source], suffixes=(".csv",), what="predictions")
+    smiles_col = smiles
+    source = Path(molecules)
+    output = check_output(output, [source], suffixes=(".csv",), what="predictions")
     kind = molecule_format(source)
     sdf = kind == "sdf"
     if sdf:
-        rows, smiles = _read_molecules(source, args.smiles, args.on_invalid)
-        fields = list(rows[0]) if rows else [args.smiles]
+        rows, _ = _read_molecules(source, smiles_col, on_invalid)
+        fields = list(rows[0]) if rows else [smiles_col]
         numbered = list(enumerate(rows, start=1))
         chunks: Iterator[list[tuple[int, dict]]] = iter(
-            [numbered[k:k + args.chunk_size] for k in range(0, len(numbered), args.chunk_size)])
+            [numbered[k:k + chunk_size] for k in range(0, len(numbered), chunk_size)])
         total = len(rows)
     elif kind == "smi":
-        fields, chunks = stream_smiles_file(source, args.chunk_size)
-        total = _count_rows(source) + 1 if args.progress else 0
-        args.smiles = "smiles"
+        fields, chunks = stream_smiles_file(source, chunk_size)
+        total = _count_rows(source) + 1 if progress else 0
+        smiles_col = "smiles"
     else:
-        fields, chunks = stream_csv(source, args.smiles, args.chunk_size)
-        total = _count_rows(source) if args.progress else 0
-        args.smiles = smiles_column(source, fields, args.smiles)  # "SMILES" in the file for the default "smiles"
-    net = load(args.model)
+        fields, chunks = stream_csv(source, smiles_col, chunk_size)
+        total = _count_rows(source) if progress else 0
+        smiles_col = smiles_column(source, fields, smiles_col)  # "SMILES" in the file for the default "smiles"
+    net = load(model)
     has_std = hasattr(net, "forward_members") or getattr(core_module(net), "predicts_variance", False)
-    if args.interval is not None and not getattr(net, "calibration_size", 0):
-        raise ConfigError(f"--interval {args.interval}: model {args.model} holds no conformal calibration; drop "
+    if interval is not None and not getattr(net, "calibration_size", 0):
+        raise ConfigError(f"--interval {interval}: model {model} holds no conformal calibration; drop "
                           "--interval (interval=), or use a shipped model or the model.ckpt of torchsci chem train.")
     n_out = _num_tasks(net)
-    names = [args.column] if n_out == 1 else [f"{args.column}_{k}" for k in range(n_out)]
+    names = [column] if n_out == 1 else [f"{column}_{k}" for k in range(n_out)]
     extra_fields = names + ([f"{n}_std" for n in names] if has_std else [])
-    if args.interval is not None:
+    if interval is not None:
         extra_fields += [f"{n}_{end}" for n in names for end in ("lower", "upper")]
     domain = bool(getattr(net, "domain_size", 0))
     extra_fields += (["nearest_similarity", "in_domain"] if domain else []) + [
@@ -809,19 +794,19 @@ def _predict_file(args: argparse.Namespace) -> None:
     unjudged: list[tuple[str, Applicability]] = []
     n_unjudged = 0
     bases: set[str] = set()
-    bar = tqdm(total=total or None, desc="predict", unit="mol", disable=not args.progress, file=sys.stderr,
+    bar = tqdm(total=total or None, desc="predict", unit="mol", disable=not progress, file=sys.stderr,
                dynamic_ncols=True, leave=False)
     with atomic_output(output, [source], what="predictions") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields + extra_fields)
         writer.writeheader()
         for part in chunks:
-            smiles = [row.get(args.smiles) or "" for _, row in part]
+            part_smiles = [row.get(smiles_col) or "" for _, row in part]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                full = predict(smiles, net, details=True, interval=args.interval, on_invalid="skip",
-                               n_jobs=args.jobs, standardize=not args.no_standardize)
-            bad = [(line, s, why) for (line, _), s, why in zip(part, smiles, full.invalid, strict=True) if why]
-            if bad and args.on_invalid == "raise":
+                full = predict(part_smiles, net, details=True, interval=interval, on_invalid="skip",
+                               n_jobs=n_jobs, standardize=standardize, batch_size=batch_size)
+            bad = [(line, s, why) for (line, _), s, why in zip(part, part_smiles, full.invalid, strict=True) if why]
+            if bad and on_invalid == "raise":
                 shown = "; ".join(f"{'record' if sdf else 'line'} {ln} {s!r}: {why}" for ln, s, why in bad[:5])
                 raise DataError(f"{source}: {len(bad)} invalid molecule(s) in this part of the file ({shown}); fix "
                                 "them or pass --on-invalid skip (on_invalid='skip'; their rows are kept, with the "
@@ -837,7 +822,7 @@ def _predict_file(args: argparse.Namespace) -> None:
                     row[n] = number(mean[i, k])
                     if has_std:
                         row[f"{n}_std"] = number(std[i, k])
-                    if args.interval is not None:
+                    if interval is not None:
                         row[f"{n}_lower"], row[f"{n}_upper"] = number(lower[i, k]), number(upper[i, k])
                 if domain:
                     row["nearest_similarity"] = number(full.similarity[i])
@@ -853,7 +838,7 @@ def _predict_file(args: argparse.Namespace) -> None:
                     n_unjudged += 1
                     bases.add(flag.basis)
                     if len(unjudged) < 3:
-                        unjudged.append((smiles[i], flag))
+                        unjudged.append((part_smiles[i], flag))
             written += len(part)
             bar.update(len(part))
     bar.close()
@@ -865,6 +850,14 @@ def _predict_file(args: argparse.Namespace) -> None:
         print(f"warning: {source}: {invalid_rows} row(s) could not be read as molecules; they are in the output with "
               "empty predictions and the reason in the 'invalid' column.", file=sys.stderr)
     print(f"wrote {written} predictions to {output}", file=sys.stderr)
+    return output
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    predict_file(args.molecules, args.output, args.model, smiles=args.smiles, column=args.column, interval=args.interval,
+                 n_jobs=args.jobs, chunk_size=args.chunk_size, on_invalid=args.on_invalid,
+                 standardize=not args.no_standardize, progress=args.progress)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

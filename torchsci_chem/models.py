@@ -179,7 +179,7 @@ class DMPNN(_Standardised):
         # each half of the pairs subtracts the other half in place (no reversed copy, 5% off the forward); with
         # it, a gather by the reverse index (its backward a scatter; a flip, or in-place ops on views, were
         # slower there). Every form computes bitwise the same messages (tests/chem/test_models.py).
-        reverse = torch.arange(h.shape[0], device=h.device).view(-1, 2).flip(1).reshape(-1) if h.requires_grad else None
+        reverse = torch.arange(h.shape[0], device=h.device) ^ 1 if h.requires_grad else None  # 2i <-> 2i + 1
         for _ in range(self.depth - 1):
             into_atom = h.new_zeros((atoms.shape[0], hidden)).index_add_(0, dst, h)
             message = into_atom.index_select(0, src)

@@ -120,3 +120,18 @@ def test_wrong_members_are_refused_with_the_fix(tmp_path, capsys):
         calibrated_ensemble([torch.nn.Linear(2, 1)], splits)
     with pytest.raises(CheckpointError, match="not built by torchsci.create_model"):
         torchsci.save_model(torch.nn.Linear(2, 1), tmp_path / "x.ckpt")
+
+
+def test_validation_molecules_without_a_measured_target_are_left_out_of_the_calibration(tmp_path):
+    rows = list(csv.DictReader(esol_path().open()))[:150]
+    path = tmp_path / "gaps.csv"
+    path.write_text("smiles,logS\n" + "".join(f"{r['smiles']},{'' if k % 4 == 0 else r[ESOL_TARGET]}\n"
+                                              for k, r in enumerate(rows)))
+    data = registry.create_dataset("chem/csv", path=str(path), targets="logS", split="random", seed=0)
+    measured = int(np.isfinite(data.val.targets[:, 0]).sum())
+    assert 10 <= measured < len(data.val)  # some validation rows have no target
+    member = torchsci.create_model("chem/dmpnn", hidden=16, ffn_hidden=8, seed=0, **data.model_kwargs)
+    model = calibrated_ensemble([member], data)
+    assert model.calibration_size == measured and torch.isfinite(model.conformal_scores).all()
+    out = torchsci_chem.predict(["CCO"], model=model, interval=0.9)
+    assert out.lower[0] < out.value[0] < out.upper[0]
