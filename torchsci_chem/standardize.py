@@ -103,12 +103,8 @@ def standardize_report(smiles: str, steps: Sequence[str] = DEFAULT_STANDARDIZE) 
     ['no_stereo']
     """
     with rdBase.BlockLogs():  # RDKit's standardiser logs six info lines per molecule; the report says what changed
-        return _standardize_report(smiles, steps)
-
-
-def _standardize_report(smiles: str, steps: Sequence[str]) -> StandardizationReport:
-    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
-    return report_and_standardize(smiles, mol, steps)[0]
+        mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
+        return report_and_standardize(smiles, mol, steps)[0]
 
 
 def report_and_standardize(smiles: str, mol: Chem.Mol | None,

@@ -163,3 +163,15 @@ def test_a_gzip_file_cut_part_way_is_one_clear_error_and_no_output(tmp_path, cap
     code, err = run_cli(["chem", "predict", source, "-o", tmp_path / "p.csv", "--chunk-size", "500"], capsys)
     assert_one_clear_line(code, err, name, "gzip stream is damaged part-way")
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_smiles_file_that_is_binary_or_not_utf8_is_one_clear_error(tmp_path, capsys):
+    binary = tmp_path / "image.smi"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    code, err = run_cli(["chem", "predict", binary, "-o", tmp_path / "x.csv"], capsys)
+    assert_one_clear_line(code, err, "image.smi", "binary file")
+    latin = tmp_path / "latin.smi"
+    latin.write_bytes("CCO ethanol\nc1ccccc1O ph\xe9nol\n".encode("latin-1"))
+    code, err = run_cli(["chem", "predict", latin, "-o", tmp_path / "x.csv"], capsys)
+    assert_one_clear_line(code, err, "latin.smi", "line 2", "not UTF-8", "0xe9")
+    assert not (tmp_path / "x.csv").exists()
