@@ -527,6 +527,18 @@ def _gzip_checked(path: Path, fh) -> Iterator[bytes]:
         raise _unreadable_gzip(path, exc, part_way=True) from None
 
 
+def _utf8_lines(path: Path, fh, counter: list[int]) -> Iterator[str]:
+    """The lines of a (possibly gzipped) binary file as text, ``counter[0]`` the number of the last one; a line that
+    is not UTF-8 is one clear error naming the line and the byte."""
+    for raw in _gzip_checked(path, fh):
+        counter[0] += 1
+        try:
+            yield raw.decode("utf-8-sig" if counter[0] == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}, line {counter[0]}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file "
+                            "as UTF-8 (Excel: 'CSV UTF-8'; iconv -f latin1 -t utf-8).") from None
+
+
 def _read_start(path: Path, fh) -> bytes:
     """The first 64 KiB of a (possibly gzipped) file; a damaged gzip stream is one clear error."""
     try:
@@ -562,13 +574,10 @@ def stream_smiles_file(path: Path, chunk_size: int = 10_000) -> tuple[list[str],
 
     def chunks() -> Iterator[list[tuple[int, dict]]]:
         part: list[tuple[int, dict]] = []
+        counter = [0]
         with _open_binary(path) as fh:
-            for line, raw in enumerate(_gzip_checked(path, fh), start=1):
-                try:
-                    text = raw.decode("utf-8-sig" if line == 1 else "utf-8").strip()
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
-                                    "file as UTF-8.") from None
+            for text in _utf8_lines(path, fh, counter):
+                line, text = counter[0], text.strip()
                 if not text or text.startswith("#"):
                     continue
                 fields = text.split(maxsplit=1)
@@ -602,20 +611,9 @@ def stream_csv(path: Path, column: str, chunk_size: int = 10_000) -> tuple[list[
             raise DataError(f"{path}: a binary file, not CSV text; export the table as CSV (UTF-8).")
 
     consumed = [0]  # physical lines read so far
-
-    def lines(fh) -> Iterator[str]:
-        for raw in _gzip_checked(path, fh):
-            consumed[0] += 1
-            try:
-                yield raw.decode("utf-8-sig" if consumed[0] == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                if not _gzipped(path):
-                    read_csv(path)  # raises the exact message (file, line, byte) for this file
-                raise DataError(f"{path}, line {consumed[0]}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
-                                "file as UTF-8.") from None
     fh = _open_binary(path)
     try:
-        text = lines(fh)
+        text = _utf8_lines(path, fh, consumed)
         first = next((ln for ln in text if ln.strip()), None)
         if first is None:
             raise DataError(f"{path}: the file is empty; it needs a header line and one row per entry.")
