@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 import torchsci
 from torchsci.applicability import COLUMNS, Applicability, as_columns, warning_line
 from torchsci.errors import ConfigError, DataError
-from torchsci.io import atomic_output, check_output, find_column, read_csv
+from torchsci.io import atomic_output, check_output, find_column
 from torchsci_chem.domain import PACKED_BYTES
 from torchsci_chem.featurize import (
     STANDARDIZE_STEPS,
@@ -435,42 +435,37 @@ def model_inputs(net: nn.Module, graphs: Sequence[MolGraph], smiles: Sequence[st
         yield _batch_inputs(net, graphs[start:start + batch_size], part)
 
 
-def _read_molecules(path: Path, column: str, on_invalid: str) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows to copy into the output and their SMILES, from a CSV (``column``) or an SDF file."""
+def _read_sdf(path: Path, on_invalid: str) -> list[dict[str, str]]:
+    """An SDF file's records (possibly gzipped) as rows: ``record``, ``title``, ``smiles`` and their properties."""
+    from rdkit import Chem, RDLogger
+
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
-    if molecule_format(path) == "sdf":
-        from rdkit import Chem, RDLogger
-
-        with _open_binary(path) as fh:
-            if not _read_start(path, fh).strip():
-                raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
-        rows, smiles, unreadable = [], [], []
-        RDLogger.DisableLog("rdApp.*")
-        try:
-            with _open_binary(path) as fh:  # one record at a time (ForwardSDMolSupplier reads gzip streams too)
-                for record, mol in enumerate(Chem.ForwardSDMolSupplier(fh), start=1):
-                    if mol is None:
-                        unreadable.append(record)
-                    smi = "" if mol is None else Chem.MolToSmiles(mol)
-                    props = {} if mol is None else {k: str(v) for k, v in mol.GetPropsAsDict().items()}
-                    title = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
-                    rows.append({"record": str(record), "title": title, "smiles": smi, **props})
-                    smiles.append(smi)
-        except _GZIP_ERRORS as exc:
-            raise _unreadable_gzip(path, exc) from None
-        finally:
-            RDLogger.EnableLog("rdApp.*")
-        if unreadable and on_invalid == "raise":
-            raise DataError(f"{path}: RDKit cannot read or sanitise record(s) {unreadable[:20]}; fix them or pass "
-                            "--on-invalid skip (their predictions are left empty).")
-        if not rows:
-            raise DataError(f"{path}: no records (is it an SDF file?).")
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        return [{k: r.get(k, "") for k in keys} for r in rows], smiles
-    header, rows = read_csv(path)  # BOM, ';' delimiters, binary and non-UTF-8 files handled there
-    column = smiles_column(path, header, column)
-    return [{k: v or "" for k, v in r.items()} for r in rows], [r[column] or "" for r in rows]
+    with _open_binary(path) as fh:
+        if not _read_start(path, fh).strip():
+            raise DataError(f"{path}: the SDF file is empty; it holds no molecule records.")
+    rows, unreadable = [], []
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        with _open_binary(path) as fh:  # one record at a time (ForwardSDMolSupplier reads gzip streams too)
+            for record, mol in enumerate(Chem.ForwardSDMolSupplier(fh), start=1):
+                if mol is None:
+                    unreadable.append(record)
+                smi = "" if mol is None else Chem.MolToSmiles(mol)
+                props = {} if mol is None else {k: str(v) for k, v in mol.GetPropsAsDict().items()}
+                title = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
+                rows.append({"record": str(record), "title": title, "smiles": smi, **props})
+    except _GZIP_ERRORS as exc:
+        raise _unreadable_gzip(path, exc) from None
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if unreadable and on_invalid == "raise":
+        raise DataError(f"{path}: RDKit cannot read or sanitise record(s) {unreadable[:20]}; fix them or pass "
+                        "--on-invalid skip (their predictions are left empty).")
+    if not rows:
+        raise DataError(f"{path}: no records (is it an SDF file?).")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return [{k: r.get(k, "") for k in keys} for r in rows]
 
 
 def smiles_column(path: Path, header: Sequence[str], column: str) -> str:
@@ -755,8 +750,9 @@ def predict_file(molecules: str | Path, output: str | Path, model: str | Path | 
     kind = molecule_format(source)
     sdf = kind == "sdf"
     if sdf:
-        rows, _ = _read_molecules(source, smiles_col, on_invalid)
-        fields = list(rows[0]) if rows else [smiles_col]
+        rows = _read_sdf(source, on_invalid)
+        smiles_col = "smiles"  # written from each record's structure
+        fields = list(rows[0])
         numbered = list(enumerate(rows, start=1))
         chunks: Iterator[list[tuple[int, dict]]] = iter(
             [numbered[k:k + chunk_size] for k in range(0, len(numbered), chunk_size)])
